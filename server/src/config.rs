@@ -1,0 +1,317 @@
+//! Typed configuration: command-line flags over environment variables over defaults.
+//!
+//! Read once at start-up, before anything is bound or opened. A bad value stops start-up with one
+//! line that names the flag or variable; secrets are never printed (see `Config`'s `Debug`).
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// The JWT secret used when none is configured. Development only: start-up logs a warning.
+pub const DEV_JWT_SECRET: &str = "rounds-development-secret-do-not-use-in-production";
+
+/// Everything the server needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (tests do this).
+    pub listen: SocketAddr,
+    /// `sqlite://path/to/file.db` (created when missing).
+    pub database_url: String,
+    /// HMAC key for access tokens. Never logged.
+    pub jwt_secret: String,
+    /// Whether `jwt_secret` is the built-in development default.
+    pub jwt_secret_is_default: bool,
+    /// Load the demo data set into an empty database at start-up.
+    pub seed_demo: bool,
+    /// Where cargo-leptos put the compiled site (`pkg/`, CSS, assets).
+    pub site_root: PathBuf,
+    /// Largest request body accepted by the FHIR API, in bytes.
+    pub max_body_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// How long a just-rotated refresh token is still accepted (tabs refreshing together).
+    pub refresh_grace: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url)
+            .field("jwt_secret", &"<redacted>")
+            .field("jwt_secret_is_default", &self.jwt_secret_is_default)
+            .field("seed_demo", &self.seed_demo)
+            .field("site_root", &self.site_root)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("refresh_grace", &self.refresh_grace)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            database_url: "sqlite://data/rounds.db".to_owned(),
+            jwt_secret: DEV_JWT_SECRET.to_owned(),
+            jwt_secret_is_default: true,
+            seed_demo: true,
+            site_root: PathBuf::from("target/site"),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            refresh_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration value that could not be used; `Display` is the one line printed at start-up.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for {source_name}: {reason}")]
+    Invalid {
+        source_name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("unknown argument {0:?} (try --help)")]
+    UnknownArgument(String),
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("help requested")]
+    HelpRequested,
+}
+
+/// The options, for `--help` and for the mapping flag ⇄ environment variable.
+const OPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "--listen",
+        "ROUNDS_LISTEN",
+        "address to listen on [127.0.0.1:3000]",
+    ),
+    (
+        "--database-url",
+        "ROUNDS_DATABASE_URL",
+        "sqlite://FILE [sqlite://data/rounds.db]",
+    ),
+    (
+        "--seed-demo",
+        "ROUNDS_SEED_DEMO",
+        "true|false: load demo data into an empty database [true]",
+    ),
+    (
+        "--site-root",
+        "ROUNDS_SITE_ROOT",
+        "directory of the compiled site [target/site]",
+    ),
+    (
+        "--max-body-bytes",
+        "ROUNDS_MAX_BODY_BYTES",
+        "largest accepted request body [1048576]",
+    ),
+    (
+        "--shutdown-grace-secs",
+        "ROUNDS_SHUTDOWN_GRACE_SECS",
+        "seconds to finish requests on shutdown [10]",
+    ),
+];
+
+/// Usage text for `--help`.
+pub fn usage() -> String {
+    let mut text = String::from(
+        "rounds — the Rounds clinical workspace server\n\nOptions (each also read from its environment variable):\n",
+    );
+    for (flag, env, help) in OPTIONS {
+        text.push_str(&format!("  {flag:<24} {env:<28} {help}\n"));
+    }
+    text.push_str(
+        "  (environment only)       ROUNDS_JWT_SECRET            signing key for access tokens\n",
+    );
+    text.push_str("  (environment only)       RUST_LOG                     log filter [info]\n");
+    text
+}
+
+impl Config {
+    /// Reads the process's arguments and environment.
+    pub fn from_env_and_args() -> Result<Self, ConfigError> {
+        Self::from_sources(std::env::args().skip(1), |key| std::env::var(key).ok())
+    }
+
+    /// Builds a configuration from arguments and an environment lookup (tests pass their own).
+    pub fn from_sources(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        // Environment first, then flags override it.
+        let mut values: Vec<(String, String, String)> = Vec::new();
+        for (flag, var, _) in OPTIONS {
+            if let Some(value) = env(var) {
+                values.push((flag.to_string(), var.to_string(), value));
+            }
+        }
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(ConfigError::HelpRequested);
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            if !OPTIONS.iter().any(|(known, _, _)| *known == flag) {
+                return Err(ConfigError::UnknownArgument(arg));
+            }
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .ok_or_else(|| ConfigError::MissingValue(flag.clone()))?,
+            };
+            values.push((flag.clone(), flag, value));
+        }
+
+        let mut config = Config::default();
+        for (flag, source_name, value) in values {
+            let invalid = |reason: &str| ConfigError::Invalid {
+                source_name: source_name.clone(),
+                value: value.clone(),
+                reason: reason.to_owned(),
+            };
+            match flag.as_str() {
+                "--listen" => {
+                    config.listen = value
+                        .parse()
+                        .map_err(|_| invalid("expected HOST:PORT, e.g. 127.0.0.1:3000"))?
+                }
+                "--database-url" => {
+                    if !value.starts_with("sqlite:") {
+                        return Err(invalid(
+                            "expected sqlite://FILE (PostgreSQL support arrives with multi-node)",
+                        ));
+                    }
+                    config.database_url = value
+                }
+                "--seed-demo" => {
+                    config.seed_demo =
+                        parse_bool(&value).ok_or_else(|| invalid("expected true or false"))?
+                }
+                "--site-root" => config.site_root = PathBuf::from(&value),
+                "--max-body-bytes" => {
+                    config.max_body_bytes = parse_positive(&value)
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                }
+                "--shutdown-grace-secs" => {
+                    config.shutdown_grace = Duration::from_secs(
+                        parse_positive(&value)
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64,
+                    )
+                }
+                _ => unreachable!("flags are checked against OPTIONS above"),
+            }
+        }
+
+        if let Some(secret) = env("ROUNDS_JWT_SECRET") {
+            if secret.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    source_name: "ROUNDS_JWT_SECRET".into(),
+                    value: "<redacted>".into(),
+                    reason: "must be at least 32 bytes".into(),
+                });
+            }
+            config.jwt_secret = secret;
+            config.jwt_secret_is_default = false;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_positive(value: &str) -> Option<usize> {
+    usize::from_str(value).ok().filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_apply_without_sources() {
+        let config = Config::from_sources(Vec::<String>::new(), env_of(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+        assert!(config.jwt_secret_is_default);
+        assert!(config.seed_demo);
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let config = Config::from_sources(
+            ["--listen", "127.0.0.1:0", "--seed-demo=false"].map(String::from),
+            env_of(&[
+                ("ROUNDS_LISTEN", "0.0.0.0:9000"),
+                ("ROUNDS_SEED_DEMO", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert!(!config.seed_demo);
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        let err = Config::from_sources(
+            Vec::<String>::new(),
+            env_of(&[("ROUNDS_LISTEN", "nowhere")]),
+        )
+        .unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("ROUNDS_LISTEN"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn bad_flag_and_unknown_flag_are_errors() {
+        let err = Config::from_sources(["--seed-demo", "maybe"].map(String::from), env_of(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--seed-demo"));
+        let err =
+            Config::from_sources(["--frobnicate"].map(String::from), env_of(&[])).unwrap_err();
+        assert_eq!(err, ConfigError::UnknownArgument("--frobnicate".into()));
+        let err = Config::from_sources(["--listen"].map(String::from), env_of(&[])).unwrap_err();
+        assert_eq!(err, ConfigError::MissingValue("--listen".into()));
+    }
+
+    #[test]
+    fn short_jwt_secret_is_rejected_without_echoing_it() {
+        let err = Config::from_sources(
+            Vec::<String>::new(),
+            env_of(&[("ROUNDS_JWT_SECRET", "short")]),
+        )
+        .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.contains("ROUNDS_JWT_SECRET") && !line.contains("short\""),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let config = Config::default();
+        assert!(!format!("{config:?}").contains(DEV_JWT_SECRET));
+    }
+}

@@ -1,0 +1,77 @@
+//! The CapabilityStatement: generated from the same tables the API runs on, so it says exactly
+//! what is supported and nothing more.
+
+use serde_json::{json, Value};
+
+use super::params::params_for;
+
+/// Types clients may write; AuditEvent is produced by the server and only read.
+pub fn writable(resource_type: &str) -> bool {
+    resource_type != "AuditEvent" && app::fhir::RESOURCE_TYPES.contains(&resource_type)
+}
+
+pub fn capability_statement(base_url: &str, software_version: &str, published: &str) -> Value {
+    let resources: Vec<Value> = app::fhir::RESOURCE_TYPES
+        .iter()
+        .map(|rtype| {
+            let mut interactions = vec!["read", "vread", "history-instance", "search-type"];
+            if writable(rtype) {
+                interactions.extend(["create", "update", "delete"]);
+            }
+            let mut search_params = vec![
+                json!({"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"}),
+                json!({"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"}),
+            ];
+            if *rtype == "AuditEvent" {
+                search_params.retain(|p| p["name"] == "_id");
+                search_params.push(json!({"name": "patient", "type": "reference"}));
+            } else {
+                search_params.extend(
+                    params_for(rtype)
+                        .iter()
+                        .map(|param| json!({"name": param.name, "type": param.kind.as_str()})),
+                );
+            }
+            let includes: Vec<String> = params_for(rtype)
+                .iter()
+                .filter(|param| param.kind == super::params::Kind::Reference && *rtype != "AuditEvent")
+                .map(|param| format!("{rtype}:{}", param.name))
+                .collect();
+            let mut resource = json!({
+                "type": rtype,
+                "interaction": interactions.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": writable(rtype),
+                "conditionalCreate": false,
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "searchParam": search_params,
+            });
+            if !includes.is_empty() {
+                resource["searchInclude"] = json!(includes);
+            }
+            resource
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": published,
+        "publisher": "Rounds",
+        "kind": "instance",
+        "software": {"name": "Rounds", "version": software_version},
+        "implementation": {"description": "Rounds clinical workspace FHIR R4 server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Search parameters outside the list are ignored and reported in an OperationOutcome entry of the searchset Bundle (Prefer: handling=strict turns them into a 400). Paging: _count (default 50, at most 1000) and _offset, with next/previous links. _sort: _lastUpdated, _id and the type's date parameter, each optionally descending with '-'.",
+            "security": {
+                "cors": false,
+                "description": "Bearer JWT access tokens from POST /auth/login, or the HttpOnly session cookie set by it.",
+            },
+            "resource": resources,
+        }],
+    })
+}

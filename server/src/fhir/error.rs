@@ -1,0 +1,189 @@
+//! The FHIR layer's one error type, answered as an OperationOutcome with the right status.
+//!
+//! Internal causes (database errors) are logged here and never sent to the client.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::{json, Value};
+
+use crate::store::StoreError;
+
+/// The FHIR media type every response carries.
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FhirError {
+    /// 400: the request could not be understood (malformed JSON, basic validation rules).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400 with several issues, each with an expression (FHIRPath) where known.
+    #[error("the resource is invalid")]
+    Invalid(Vec<Issue>),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// One OperationOutcome issue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub code: &'static str,
+    pub diagnostics: String,
+    pub expression: Option<String>,
+}
+
+impl Issue {
+    pub fn new(
+        code: &'static str,
+        diagnostics: impl Into<String>,
+        expression: Option<&str>,
+    ) -> Self {
+        Self {
+            code,
+            diagnostics: diagnostics.into(),
+            expression: expression.map(str::to_owned),
+        }
+    }
+}
+
+impl FhirError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FhirError::BadRequest(_) | FhirError::Invalid(_) => StatusCode::BAD_REQUEST,
+            FhirError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            FhirError::Forbidden(_) => StatusCode::FORBIDDEN,
+            FhirError::NotFound(_) => StatusCode::NOT_FOUND,
+            FhirError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            FhirError::Conflict(_) => StatusCode::CONFLICT,
+            FhirError::Gone(_) => StatusCode::GONE,
+            FhirError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            FhirError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            FhirError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            FhirError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            FhirError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            FhirError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn issues(&self) -> Vec<Issue> {
+        let code = match self {
+            FhirError::BadRequest(_) => "invalid",
+            FhirError::Unauthorized(_) => "login",
+            FhirError::Forbidden(_) => "forbidden",
+            FhirError::NotFound(_) => "not-found",
+            FhirError::MethodNotAllowed(_) => "not-supported",
+            FhirError::Conflict(_) | FhirError::PreconditionFailed(_) => "conflict",
+            FhirError::Gone(_) => "deleted",
+            FhirError::PayloadTooLarge(_) => "too-costly",
+            FhirError::UnsupportedMediaType(_) => "not-supported",
+            FhirError::Unprocessable(_) => "processing",
+            FhirError::TooManyRequests { .. } => "throttled",
+            FhirError::Internal(_) => "exception",
+            FhirError::Invalid(issues) => return issues.clone(),
+        };
+        let message = match self {
+            FhirError::Internal(_) => "the server could not complete the request".to_owned(),
+            other => other.to_string(),
+        };
+        vec![Issue::new(code, message, None)]
+    }
+
+    /// The OperationOutcome this error answers with.
+    pub fn outcome(&self) -> Value {
+        operation_outcome("error", &self.issues())
+    }
+}
+
+/// An OperationOutcome resource with the given issues.
+pub fn operation_outcome(severity: &str, issues: &[Issue]) -> Value {
+    let issues: Vec<Value> = issues
+        .iter()
+        .map(|issue| {
+            let mut value = json!({
+                "severity": severity,
+                "code": issue.code,
+                "diagnostics": issue.diagnostics,
+            });
+            if let Some(expression) = &issue.expression {
+                value["expression"] = json!([expression]);
+            }
+            value
+        })
+        .collect();
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
+
+impl IntoResponse for FhirError {
+    fn into_response(self) -> Response {
+        if let FhirError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error answering a FHIR request");
+        }
+        let status = self.status();
+        let mut response = (status, self.outcome().to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+        if let FhirError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for FhirError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => FhirError::NotFound(error.to_string()),
+            StoreError::Gone { .. } => FhirError::Gone(error.to_string()),
+            StoreError::VersionConflict { .. } => FhirError::PreconditionFailed(error.to_string()),
+            StoreError::UnresolvedReferences(_) => FhirError::Unprocessable(error.to_string()),
+            StoreError::Conflict(message) => FhirError::Conflict(message),
+            // A constraint violation is the client's doing (e.g. a duplicate), not a 500.
+            StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                FhirError::Conflict(
+                    "a resource with these identifying values already exists".into(),
+                )
+            }
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.message().contains("database is locked") =>
+            {
+                FhirError::TooManyRequests {
+                    message: "the database is busy; retry shortly".into(),
+                    retry_after_secs: 1,
+                }
+            }
+            other => FhirError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,797 @@
+//! The FHIR R4 REST API at `/fhir/R4`: step 1 of the event path for outside clients.
+//!
+//! Each handler authenticates (the `AuthUser` extractor), asks the access policy, validates the
+//! body, and hands the write to the store, whose one transaction also derives the events. Every
+//! answer is `application/fhir+json`; every error an OperationOutcome. Reads of patient data are
+//! audited. Handlers never build SQL and never decide access themselves.
+
+pub mod bundle;
+pub mod capability;
+pub mod date;
+pub mod error;
+pub mod params;
+pub mod search;
+pub mod validate;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    access,
+    auth::AuthUser,
+    state::AppState,
+    store::{Actor, AuditRecord, ReadOutcome, Stored, WriteOp, Written},
+};
+use error::{operation_outcome, FhirError, Issue, FHIR_JSON};
+use search::SearchQuery;
+use validate::{validate, Intent};
+
+/// The FHIR routes, to be nested at `/fhir/R4`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/{rtype}", get(search_type).post(create))
+        .route("/{rtype}/_search", axum::routing::post(search_post))
+        .route("/{rtype}/{id}", get(read).put(update).delete(delete))
+        .route("/{rtype}/{id}/_history", get(history))
+        .route("/{rtype}/{id}/_history/{vid}", get(vread))
+        .fallback(unknown_route)
+}
+
+async fn unknown_route(method: Method) -> FhirError {
+    FhirError::NotFound(format!("no FHIR interaction matches this {method} request"))
+}
+
+/// The absolute base of the FHIR API as the client addressed it.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}/fhir/R4")
+}
+
+fn known_type(rtype: &str) -> Result<(), FhirError> {
+    if app::fhir::RESOURCE_TYPES.contains(&rtype) {
+        Ok(())
+    } else {
+        Err(FhirError::NotFound(format!(
+            "resource type {rtype:?} is not supported by this server"
+        )))
+    }
+}
+
+fn valid_id(id: &str) -> Result<(), FhirError> {
+    if params::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(FhirError::BadRequest(format!(
+            "{id:?} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})"
+        )))
+    }
+}
+
+/// A JSON response with the FHIR content type.
+pub fn fhir_json(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    response
+}
+
+fn with_version_headers(mut response: Response, stored: &Stored) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version_id)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(when) = chrono::DateTime::parse_from_rfc3339(&stored.last_updated) {
+        if let Ok(value) = HeaderValue::from_str(
+            &when
+                .to_utc()
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string(),
+        ) {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+    }
+    response
+}
+
+fn actor(user: &AuthUser, headers: &HeaderMap) -> Actor {
+    Actor {
+        user_id: Some(user.id.clone()),
+        source: headers
+            .get("x-forwarded-for")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+fn audit(
+    state: &AppState,
+    user: &AuthUser,
+    operation: &str,
+    rtype: &str,
+    id: Option<&str>,
+    patient: Option<String>,
+    outcome: &'static str,
+    detail: Option<String>,
+) {
+    state.store.audit(AuditRecord {
+        ts: date::format_instant(chrono::Utc::now()),
+        user_id: Some(user.id.clone()),
+        action: if operation == "search" { "E" } else { "R" },
+        operation: operation.to_owned(),
+        resource_type: Some(rtype.to_owned()),
+        resource_id: id.map(str::to_owned),
+        patient_id: patient,
+        outcome,
+        detail,
+        source: None,
+    });
+}
+
+async fn metadata(headers: HeaderMap) -> Response {
+    let statement = capability::capability_statement(
+        &base_url(&headers),
+        env!("CARGO_PKG_VERSION"),
+        "2026-11-25",
+    );
+    fhir_json(StatusCode::OK, statement.to_string())
+}
+
+/// `?a=1&b=2` as decoded pairs.
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn prefers_strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split([',', ';']).any(|p| p.trim() == "handling=strict"))
+}
+
+async fn search_type(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(rtype): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
+    run_search(&state, &user, &rtype, query_pairs(raw.as_deref()), &headers).await
+}
+
+async fn search_post(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(rtype): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, FhirError> {
+    let mut pairs = query_pairs(raw.as_deref());
+    pairs.extend(query_pairs(std::str::from_utf8(&body).ok()));
+    run_search(&state, &user, &rtype, pairs, &headers).await
+}
+
+async fn run_search(
+    state: &AppState,
+    user: &AuthUser,
+    rtype: &str,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+) -> Result<Response, FhirError> {
+    known_type(rtype)?;
+    let base = base_url(headers);
+    if rtype == "AuditEvent" {
+        return audit_search(state, user, &pairs, &base).await;
+    }
+    let query = SearchQuery::parse(rtype, &pairs).map_err(|e| FhirError::BadRequest(e.0))?;
+    if prefers_strict(headers) && !query.warnings.is_empty() {
+        return Err(FhirError::BadRequest(query.warnings.join("; ")));
+    }
+    let visibility = access::visibility(state, user).await?.for_type(user, rtype);
+    let page = state.store.search(&query, &visibility).await?;
+
+    let self_url = page_url(&base, rtype, &pairs, None);
+    let mut links = vec![("self", self_url)];
+    let next_offset = query.offset + query.count;
+    if !query.count_only && query.count > 0 && (next_offset as i64) < page.total {
+        links.push(("next", page_url(&base, rtype, &pairs, Some(next_offset))));
+    }
+    if query.offset > 0 {
+        links.push((
+            "previous",
+            page_url(
+                &base,
+                rtype,
+                &pairs,
+                Some(query.offset.saturating_sub(query.count)),
+            ),
+        ));
+    }
+    let mut entries: Vec<Value> = page
+        .matches
+        .iter()
+        .map(|s| bundle::search_entry(&base, s, "match"))
+        .collect();
+    entries.extend(
+        page.included
+            .iter()
+            .map(|s| bundle::search_entry(&base, s, "include")),
+    );
+    if !query.warnings.is_empty() {
+        let issues: Vec<Issue> = query
+            .warnings
+            .iter()
+            .map(|w| Issue::new("not-supported", w.clone(), None))
+            .collect();
+        entries.push(json!({
+            "resource": operation_outcome("warning", &issues),
+            "search": {"mode": "outcome"},
+        }));
+    }
+    let patients: Vec<String> = {
+        let mut ids: Vec<String> = page
+            .matches
+            .iter()
+            .chain(page.included.iter())
+            .filter_map(|s| serde_json::from_str::<Value>(&s.json).ok())
+            .filter_map(|v| app::fhir::patient_id(&v))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    // One audit record per patient whose data left the server in this answer.
+    for patient in &patients {
+        audit(
+            state,
+            user,
+            "search",
+            rtype,
+            None,
+            Some(patient.clone()),
+            "0",
+            Some(format!("{} results", page.matches.len())),
+        );
+    }
+    let bundle = bundle::bundle("searchset", Some(page.total), links, entries);
+    Ok(fhir_json(StatusCode::OK, bundle.to_string()))
+}
+
+fn page_url(base: &str, rtype: &str, pairs: &[(String, String)], offset: Option<usize>) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if offset.is_some() && key == "_offset" {
+            continue;
+        }
+        serializer.append_pair(key, value);
+    }
+    if let Some(offset) = offset {
+        serializer.append_pair("_offset", &offset.to_string());
+    }
+    let query = serializer.finish();
+    if query.is_empty() {
+        format!("{base}/{rtype}")
+    } else {
+        format!("{base}/{rtype}?{query}")
+    }
+}
+
+async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((rtype, id)): Path<(String, String)>,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    valid_id(&id)?;
+    if rtype == "AuditEvent" {
+        return audit_read(&state, &user, &id).await;
+    }
+    match state.store.read(&rtype, &id).await? {
+        ReadOutcome::NotFound => Err(FhirError::NotFound(format!("{rtype}/{id} is not known"))),
+        ReadOutcome::Gone(version) => Err(FhirError::Gone(format!(
+            "{rtype}/{id} was deleted (version {version})"
+        ))),
+        ReadOutcome::Found(stored) => {
+            let patient = access::check_read(&state, &user, &stored).await?;
+            audit(&state, &user, "read", &rtype, Some(&id), patient, "0", None);
+            Ok(with_version_headers(
+                fhir_json(StatusCode::OK, stored.json.to_string()),
+                &stored,
+            ))
+        }
+    }
+}
+
+async fn vread(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((rtype, id, vid)): Path<(String, String, String)>,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    valid_id(&id)?;
+    let version: i64 = vid
+        .parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| FhirError::BadRequest(format!("{vid:?} is not a version id")))?;
+    let stored = state
+        .store
+        .vread(&rtype, &id, version)
+        .await?
+        .ok_or_else(|| FhirError::NotFound(format!("{rtype}/{id} has no version {version}")))?;
+    let patient = access::check_read(&state, &user, &stored).await?;
+    if stored.deleted {
+        return Err(FhirError::Gone(format!(
+            "version {version} of {rtype}/{id} is its deletion"
+        )));
+    }
+    audit(
+        &state,
+        &user,
+        "vread",
+        &rtype,
+        Some(&id),
+        patient,
+        "0",
+        None,
+    );
+    Ok(with_version_headers(
+        fhir_json(StatusCode::OK, stored.json.to_string()),
+        &stored,
+    ))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((rtype, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    valid_id(&id)?;
+    let pairs = query_pairs(raw.as_deref());
+    let mut count = search::DEFAULT_COUNT;
+    let mut offset = 0;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        FhirError::BadRequest("_count must be a non-negative integer".into())
+                    })?
+                    .min(search::MAX_COUNT)
+            }
+            "_offset" => {
+                offset = value.parse().map_err(|_| {
+                    FhirError::BadRequest("_offset must be a non-negative integer".into())
+                })?
+            }
+            _ => {}
+        }
+    }
+    let (total, versions) = state.store.history(&rtype, &id, count, offset).await?;
+    let Some(newest) = versions.first().cloned().or(if total > 0 {
+        state
+            .store
+            .history(&rtype, &id, 1, 0)
+            .await?
+            .1
+            .into_iter()
+            .next()
+    } else {
+        None
+    }) else {
+        return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
+    };
+    let patient = access::check_read(&state, &user, &newest).await?;
+    audit(
+        &state,
+        &user,
+        "history",
+        &rtype,
+        Some(&id),
+        patient,
+        "0",
+        None,
+    );
+    let base = base_url(&headers);
+    let self_url = format!("{base}/{rtype}/{id}/_history");
+    let mut links = vec![("self", self_url.clone())];
+    if ((offset + count) as i64) < total {
+        links.push((
+            "next",
+            format!("{self_url}?_count={count}&_offset={}", offset + count),
+        ));
+    }
+    let entries = versions
+        .iter()
+        .map(|s| bundle::history_entry(&base, s))
+        .collect();
+    let bundle = bundle::bundle("history", Some(total), links, entries);
+    Ok(fhir_json(StatusCode::OK, bundle.to_string()))
+}
+
+/// What `Prefer: return=` asks for.
+#[derive(Clone, Copy, PartialEq)]
+enum Return {
+    Minimal,
+    Representation,
+    Outcome,
+}
+
+fn prefer_return(headers: &HeaderMap) -> Return {
+    for value in headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        for part in value.split([',', ';']) {
+            match part.trim() {
+                "return=minimal" => return Return::Minimal,
+                "return=OperationOutcome" => return Return::Outcome,
+                "return=representation" => return Return::Representation,
+                _ => {}
+            }
+        }
+    }
+    Return::Representation
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, FhirError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| FhirError::BadRequest("If-Match must be W/\"<versionId>\"".into()))?
+        .trim();
+    let inner = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    inner
+        .parse()
+        .map(Some)
+        .map_err(|_| FhirError::BadRequest(format!("If-Match {text:?} must be W/\"<versionId>\"")))
+}
+
+/// Reads and parses a FHIR JSON body: content type, size, JSON.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, FhirError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/fhir+json" && media != "application/json" {
+        return Err(FhirError::UnsupportedMediaType(format!(
+            "Content-Type {content_type:?} is not supported; send application/fhir+json"
+        )));
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        FhirError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FhirError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+fn write_response(written: &Written, status: StatusCode, headers: &HeaderMap) -> Response {
+    let stored = &written.resource;
+    let base = base_url(headers);
+    let mut response = match prefer_return(headers) {
+        Return::Minimal => {
+            let mut response = status.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+            response
+        }
+        Return::Representation => fhir_json(status, stored.json.to_string()),
+        Return::Outcome => fhir_json(
+            status,
+            operation_outcome(
+                "information",
+                &[Issue::new(
+                    "informational",
+                    format!(
+                        "{} {}/{} version {}",
+                        written.action.as_str(),
+                        stored.resource_type,
+                        stored.id,
+                        stored.version_id
+                    ),
+                    None,
+                )],
+            )
+            .to_string(),
+        ),
+    };
+    if status == StatusCode::CREATED {
+        if let Ok(location) = HeaderValue::from_str(&format!(
+            "{base}/{}/{}/_history/{}",
+            stored.resource_type, stored.id, stored.version_id
+        )) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    with_version_headers(response, stored)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(rtype): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    if !capability::writable(&rtype) {
+        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+    }
+    let mut resource = read_body(&state, &headers, body).await?;
+    validate(&rtype, &resource, Intent::Create, None).map_err(FhirError::Invalid)?;
+    if let Value::Object(map) = &mut resource {
+        map.remove("id");
+    }
+    access::check_write(&state, &user, &rtype, None, Some(&resource)).await?;
+    let written = state
+        .store
+        .write(
+            &actor(&user, &headers),
+            &rtype,
+            WriteOp::Create,
+            Some(resource),
+        )
+        .await?
+        .ok_or_else(|| FhirError::Internal("create produced no version".into()))?;
+    Ok(write_response(&written, StatusCode::CREATED, &headers))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((rtype, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    valid_id(&id)?;
+    if !capability::writable(&rtype) {
+        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+    }
+    let if_match = if_match(&headers)?;
+    let resource = read_body(&state, &headers, body).await?;
+    validate(&rtype, &resource, Intent::Update, Some(&id)).map_err(FhirError::Invalid)?;
+    let previous = match state.store.read(&rtype, &id).await? {
+        ReadOutcome::Found(stored) => serde_json::from_str::<Value>(&stored.json).ok(),
+        _ => None,
+    };
+    access::check_write(&state, &user, &rtype, previous.as_ref(), Some(&resource)).await?;
+    let written = state
+        .store
+        .write(
+            &actor(&user, &headers),
+            &rtype,
+            WriteOp::Update { id, if_match },
+            Some(resource),
+        )
+        .await?
+        .ok_or_else(|| FhirError::Internal("update produced no version".into()))?;
+    let status = if written.action == app::events::Action::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(write_response(&written, status, &headers))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((rtype, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
+    known_type(&rtype)?;
+    valid_id(&id)?;
+    if !capability::writable(&rtype) {
+        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+    }
+    let if_match = if_match(&headers)?;
+    let previous = match state.store.read(&rtype, &id).await? {
+        ReadOutcome::Found(stored) => serde_json::from_str::<Value>(&stored.json).ok(),
+        ReadOutcome::Gone(_) => None,
+        ReadOutcome::NotFound => {
+            return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")))
+        }
+    };
+    if previous.is_some() {
+        access::check_write(&state, &user, &rtype, previous.as_ref(), None).await?;
+    }
+    let written = state
+        .store
+        .write(
+            &actor(&user, &headers),
+            &rtype,
+            WriteOp::Delete { id, if_match },
+            None,
+        )
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(written) = written {
+        if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", written.resource.version_id)) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+    }
+    Ok(response)
+}
+
+/// AuditEvent resources are the audit trail, read through the API by admins only.
+fn audit_event(row: &crate::store::AuditRow) -> Value {
+    let record = &row.record;
+    let (type_coding, subtype) = match record.operation.as_str() {
+        "login" | "login-failed" | "logout" => (
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}),
+            if record.operation == "logout" {
+                json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110123", "display": "Logout"})
+            } else {
+                json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"})
+            },
+        ),
+        operation => (
+            json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),
+            json!({"system": "http://hl7.org/fhir/restful-interaction", "code": match operation {
+                "search" => "search-type",
+                "history" => "history-instance",
+                other => other,
+            }}),
+        ),
+    };
+    let mut agent = json!({"requestor": true});
+    match &record.user_id {
+        Some(user) => {
+            agent["who"] = json!({"identifier": {"system": "urn:rounds:user", "value": user}})
+        }
+        None => agent["who"] = json!({"display": "anonymous"}),
+    }
+    if let Some(source) = &record.source {
+        agent["network"] = json!({"address": source, "type": "2"});
+    }
+    let mut entities = Vec::new();
+    if let Some(patient) = &record.patient_id {
+        entities.push(json!({"what": {"reference": format!("Patient/{patient}")}, "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}}));
+    }
+    if let (Some(rtype), Some(id)) = (&record.resource_type, &record.resource_id) {
+        if !(rtype == "Patient" && record.patient_id.as_deref() == Some(id)) {
+            entities.push(json!({"what": {"reference": format!("{rtype}/{id}")}}));
+        }
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": row.id.to_string(),
+        "type": type_coding,
+        "subtype": [subtype],
+        "action": record.action,
+        "recorded": record.ts,
+        "outcome": record.outcome,
+        "agent": [agent],
+        "source": {"observer": {"display": "Rounds server"}},
+    });
+    if let Some(detail) = &record.detail {
+        event["outcomeDesc"] = json!(detail);
+    }
+    if !entities.is_empty() {
+        event["entity"] = Value::Array(entities);
+    }
+    event
+}
+
+async fn audit_search(
+    state: &AppState,
+    user: &AuthUser,
+    pairs: &[(String, String)],
+    base: &str,
+) -> Result<Response, FhirError> {
+    access::require_admin(user)?;
+    let mut patient = None;
+    let mut count = search::DEFAULT_COUNT;
+    let mut offset = 0;
+    let mut warnings = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "patient" => patient = Some(value.strip_prefix("Patient/").unwrap_or(value).to_owned()),
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        FhirError::BadRequest("_count must be a non-negative integer".into())
+                    })?
+                    .min(search::MAX_COUNT)
+            }
+            "_offset" => {
+                offset = value.parse().map_err(|_| {
+                    FhirError::BadRequest("_offset must be a non-negative integer".into())
+                })?
+            }
+            other => warnings.push(format!(
+                "unknown search parameter {other:?} for AuditEvent was ignored"
+            )),
+        }
+    }
+    state.store.flush_audit().await?;
+    let (total, rows) = state
+        .store
+        .audit_rows(patient.as_deref(), count, offset)
+        .await?;
+    let mut entries: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "fullUrl": format!("{base}/AuditEvent/{}", row.id),
+                "resource": audit_event(row),
+                "search": {"mode": "match"},
+            })
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let issues: Vec<Issue> = warnings
+            .into_iter()
+            .map(|w| Issue::new("not-supported", w, None))
+            .collect();
+        entries.push(json!({"resource": operation_outcome("warning", &issues), "search": {"mode": "outcome"}}));
+    }
+    let mut links = vec![("self", page_url(base, "AuditEvent", pairs, None))];
+    if ((offset + count) as i64) < total && count > 0 {
+        links.push((
+            "next",
+            page_url(base, "AuditEvent", pairs, Some(offset + count)),
+        ));
+    }
+    Ok(fhir_json(
+        StatusCode::OK,
+        bundle::bundle("searchset", Some(total), links, entries).to_string(),
+    ))
+}
+
+async fn audit_read(state: &AppState, user: &AuthUser, id: &str) -> Result<Response, FhirError> {
+    access::require_admin(user)?;
+    let row_id: i64 = id
+        .parse()
+        .map_err(|_| FhirError::NotFound(format!("AuditEvent/{id} is not known")))?;
+    state.store.flush_audit().await?;
+    let row = state
+        .store
+        .audit_row(row_id)
+        .await?
+        .ok_or_else(|| FhirError::NotFound(format!("AuditEvent/{id} is not known")))?;
+    Ok(fhir_json(StatusCode::OK, audit_event(&row).to_string()))
+}

@@ -1,0 +1,489 @@
+//! Parsing a FHIR search query string into a typed `SearchQuery`.
+//!
+//! Sits between the REST handler and the store: the handler hands over the raw query pairs, the
+//! store turns the typed clauses into SQL. Anything not understood is either an error (a bad
+//! value or an unsupported modifier: the result would be wrong) or a warning reported in the
+//! Bundle (an unknown parameter: ignored, and the client is told). Never panics on input.
+
+use super::{
+    date::{format_instant, parse_range},
+    params::{self, Kind},
+};
+
+/// Default and maximum page sizes.
+pub const DEFAULT_COUNT: usize = 50;
+pub const MAX_COUNT: usize = 1000;
+
+/// A parsed search over one resource type. Clauses are ANDed; the values inside one clause ORed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub resource_type: String,
+    pub clauses: Vec<Clause>,
+    pub count: usize,
+    pub offset: usize,
+    pub sort: Vec<Sort>,
+    pub includes: Vec<Include>,
+    /// `_summary=count`: only the total.
+    pub count_only: bool,
+    /// Parameters we ignored, with why; reported as an OperationOutcome entry.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Clause {
+    Id(Vec<String>),
+    /// Matches the `patient_id` column (fast path for `patient=` and `subject=Patient/…`).
+    Patient(Vec<String>),
+    Token {
+        param: &'static str,
+        values: Vec<TokenValue>,
+        negate: bool,
+    },
+    Reference {
+        param: &'static str,
+        values: Vec<(Option<String>, String)>,
+    },
+    String {
+        param: &'static str,
+        values: Vec<String>,
+        exact: bool,
+    },
+    /// `param` is None for `_lastUpdated`.
+    Date {
+        param: Option<&'static str>,
+        values: Vec<DateValue>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenValue {
+    /// None: any system; Some(""): no system.
+    pub system: Option<String>,
+    /// None: any code in the system (`system|`).
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateValue {
+    pub prefix: Prefix,
+    /// `[start, end)` of the searched value, in stored text form.
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    LastUpdated,
+    Date,
+    Id,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Include {
+    pub source_type: String,
+    pub param: &'static str,
+    pub target_type: Option<String>,
+}
+
+/// A search that cannot be run as asked.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct SearchError(pub String);
+
+/// Parameters that only steer the result, accepted and not reported.
+const IGNORED: &[&str] = &["_format", "_pretty", "_total"];
+
+impl SearchQuery {
+    /// Parses `pairs` (already percent-decoded) for `resource_type`.
+    pub fn parse(resource_type: &str, pairs: &[(String, String)]) -> Result<Self, SearchError> {
+        let mut query = SearchQuery {
+            resource_type: resource_type.to_owned(),
+            clauses: Vec::new(),
+            count: DEFAULT_COUNT,
+            offset: 0,
+            sort: Vec::new(),
+            includes: Vec::new(),
+            count_only: false,
+            warnings: Vec::new(),
+        };
+        for (key, value) in pairs {
+            let (name, modifier) = match key.split_once(':') {
+                Some((name, modifier)) => (name, Some(modifier)),
+                None => (key.as_str(), None),
+            };
+            match name {
+                "_count" => {
+                    let count: usize = value.parse().map_err(|_| {
+                        SearchError(format!(
+                            "_count must be a non-negative integer, not {value:?}"
+                        ))
+                    })?;
+                    if count > MAX_COUNT {
+                        query.warnings.push(format!(
+                            "_count={count} exceeds the maximum; using {MAX_COUNT}"
+                        ));
+                    }
+                    query.count = count.min(MAX_COUNT);
+                }
+                "_offset" => {
+                    query.offset = value.parse().map_err(|_| {
+                        SearchError(format!(
+                            "_offset must be a non-negative integer, not {value:?}"
+                        ))
+                    })?;
+                }
+                "_sort" => query.sort = parse_sort(resource_type, value)?,
+                "_include" => query.includes.push(parse_include(resource_type, value)?),
+                "_summary" => match value.as_str() {
+                    "count" => query.count_only = true,
+                    "false" => {}
+                    other => query.warnings.push(format!(
+                        "_summary={other} is not supported; returning full resources"
+                    )),
+                },
+                "_id" => {
+                    reject_modifier(key, modifier)?;
+                    query.clauses.push(Clause::Id(split_values(value)));
+                }
+                "_lastUpdated" => {
+                    reject_modifier(key, modifier)?;
+                    query.clauses.push(Clause::Date {
+                        param: None,
+                        values: parse_dates(key, value)?,
+                    });
+                }
+                name if IGNORED.contains(&name) => {}
+                name => match params::find(resource_type, name) {
+                    Some(param) => query
+                        .clauses
+                        .push(parse_clause(param, key, modifier, value)?),
+                    None => query.warnings.push(format!(
+                        "unknown search parameter {key:?} for {resource_type} was ignored"
+                    )),
+                },
+            }
+        }
+        Ok(query)
+    }
+}
+
+fn reject_modifier(key: &str, modifier: Option<&str>) -> Result<(), SearchError> {
+    match modifier {
+        None => Ok(()),
+        Some(modifier) => Err(SearchError(format!(
+            "modifier :{modifier} is not supported on {key}"
+        ))),
+    }
+}
+
+/// Comma-separated alternatives; `\,` escapes a literal comma.
+fn split_values(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                current.push(',');
+                chars.next();
+            }
+            ',' => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    out.retain(|v| !v.is_empty());
+    out
+}
+
+fn parse_clause(
+    param: &'static params::Param,
+    key: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Clause, SearchError> {
+    let values = split_values(value);
+    if values.is_empty() {
+        return Err(SearchError(format!("{key} needs a value")));
+    }
+    match param.kind {
+        Kind::Token => {
+            let negate = match modifier {
+                None => false,
+                Some("not") => true,
+                Some(other) => {
+                    return Err(SearchError(format!(
+                        "modifier :{other} is not supported on {key}"
+                    )))
+                }
+            };
+            let values = values
+                .into_iter()
+                .map(|v| match v.split_once('|') {
+                    Some((system, code)) => TokenValue {
+                        system: Some(system.to_owned()),
+                        code: (!code.is_empty()).then(|| code.to_owned()),
+                    },
+                    None => TokenValue {
+                        system: None,
+                        code: Some(v),
+                    },
+                })
+                .collect();
+            Ok(Clause::Token {
+                param: param.name,
+                values,
+                negate,
+            })
+        }
+        Kind::Reference => {
+            // `subject:Patient=x` narrows the target type like `Patient/x` does.
+            let typed_modifier = match modifier {
+                None => None,
+                Some(m) if m.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => Some(m),
+                Some(other) => {
+                    return Err(SearchError(format!(
+                        "modifier :{other} is not supported on {key}"
+                    )))
+                }
+            };
+            let mut refs = Vec::new();
+            for v in values {
+                let (rtype, id) = match params::split_reference(&v) {
+                    Some((rtype, id)) => (Some(rtype), id),
+                    None if params::is_valid_id(&v) => (typed_modifier.map(str::to_owned), v),
+                    None => return Err(SearchError(format!("{key}: {v:?} is not a reference"))),
+                };
+                if let (Some(wanted), Some(given)) = (param.target, rtype.as_deref()) {
+                    if wanted != given {
+                        return Err(SearchError(format!(
+                            "{key} refers to {wanted}, not {given}"
+                        )));
+                    }
+                }
+                refs.push((rtype, id));
+            }
+            let patient_only = refs
+                .iter()
+                .all(|(rtype, _)| rtype.as_deref().unwrap_or("Patient") == "Patient");
+            if param.name == "patient"
+                || (param.name == "subject"
+                    && patient_only
+                    && refs.iter().all(|(t, _)| t.is_some()))
+            {
+                return Ok(Clause::Patient(
+                    refs.into_iter().map(|(_, id)| id).collect(),
+                ));
+            }
+            Ok(Clause::Reference {
+                param: param.name,
+                values: refs,
+            })
+        }
+        Kind::String => {
+            let exact = match modifier {
+                None => false,
+                Some("exact") => true,
+                Some(other) => {
+                    return Err(SearchError(format!(
+                        "modifier :{other} is not supported on {key}"
+                    )))
+                }
+            };
+            Ok(Clause::String {
+                param: param.name,
+                values: if exact {
+                    values
+                } else {
+                    values.into_iter().map(|v| v.to_lowercase()).collect()
+                },
+                exact,
+            })
+        }
+        Kind::Date => {
+            reject_modifier(key, modifier)?;
+            Ok(Clause::Date {
+                param: Some(param.name),
+                values: parse_dates(key, value)?,
+            })
+        }
+    }
+}
+
+fn parse_dates(key: &str, value: &str) -> Result<Vec<DateValue>, SearchError> {
+    let values = split_values(value);
+    if values.is_empty() {
+        return Err(SearchError(format!("{key} needs a value")));
+    }
+    values
+        .iter()
+        .map(|v| {
+            let (prefix, rest) = match v.get(..2) {
+                Some("eq") => (Prefix::Eq, &v[2..]),
+                Some("ne") => (Prefix::Ne, &v[2..]),
+                Some("gt") => (Prefix::Gt, &v[2..]),
+                Some("lt") => (Prefix::Lt, &v[2..]),
+                Some("ge") => (Prefix::Ge, &v[2..]),
+                Some("le") => (Prefix::Le, &v[2..]),
+                Some("sa") => (Prefix::Sa, &v[2..]),
+                Some("eb") => (Prefix::Eb, &v[2..]),
+                Some("ap") => (Prefix::Ap, &v[2..]),
+                _ => (Prefix::Eq, v.as_str()),
+            };
+            let (start, end) = parse_range(rest).ok_or_else(|| {
+                SearchError(format!("{key}: {v:?} is not a FHIR date or dateTime"))
+            })?;
+            Ok(DateValue {
+                prefix,
+                start: format_instant(start),
+                end: format_instant(end),
+            })
+        })
+        .collect()
+}
+
+fn parse_sort(resource_type: &str, value: &str) -> Result<Vec<Sort>, SearchError> {
+    split_values(value)
+        .into_iter()
+        .map(|field| {
+            let (descending, name) = match field.strip_prefix('-') {
+                Some(name) => (true, name.to_owned()),
+                None => (false, field.clone()),
+            };
+            let key = match name.as_str() {
+                "_lastUpdated" => SortKey::LastUpdated,
+                "_id" => SortKey::Id,
+                other if params::find(resource_type, other).is_some_and(|p| p.kind == Kind::Date) => {
+                    SortKey::Date
+                }
+                other => {
+                    return Err(SearchError(format!(
+                        "cannot sort {resource_type} by {other:?} (supported: _lastUpdated, _id, and its date parameter)"
+                    )))
+                }
+            };
+            Ok(Sort { key, descending })
+        })
+        .collect()
+}
+
+fn parse_include(resource_type: &str, value: &str) -> Result<Include, SearchError> {
+    let mut parts = value.split(':');
+    let source = parts.next().unwrap_or_default();
+    let param_name = parts
+        .next()
+        .ok_or_else(|| SearchError(format!("_include={value:?}: expected Type:parameter")))?;
+    let target_type = parts.next().map(str::to_owned);
+    if source != resource_type {
+        return Err(SearchError(format!(
+            "_include={value:?}: only includes from {resource_type} are supported"
+        )));
+    }
+    let param = params::find(resource_type, param_name)
+        .filter(|p| p.kind == Kind::Reference)
+        .ok_or_else(|| {
+            SearchError(format!(
+                "_include={value:?}: {param_name} is not a reference parameter of {resource_type}"
+            ))
+        })?;
+    Ok(Include {
+        source_type: resource_type.to_owned(),
+        param: param.name,
+        target_type,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_references_and_dates_parse() {
+        let query = SearchQuery::parse(
+            "Observation",
+            &pairs(&[
+                ("patient", "Patient/pat-001"),
+                ("code", "http://loinc.org|718-7,2823-3"),
+                ("date", "ge2026-11-20"),
+                ("_sort", "-date"),
+                ("_count", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(query.clauses[0], Clause::Patient(vec!["pat-001".into()]));
+        match &query.clauses[1] {
+            Clause::Token { values, .. } => {
+                assert_eq!(values.len(), 2);
+                assert_eq!(values[0].system.as_deref(), Some("http://loinc.org"));
+                assert_eq!(values[1].system, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            query.sort,
+            vec![Sort {
+                key: SortKey::Date,
+                descending: true
+            }]
+        );
+        assert_eq!(query.count, 10);
+        assert!(query.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_parameters_warn_and_bad_values_fail() {
+        let query = SearchQuery::parse("Patient", &pairs(&[("shoe-size", "42")])).unwrap();
+        assert_eq!(query.warnings.len(), 1);
+        assert!(SearchQuery::parse("Observation", &pairs(&[("date", "soon")])).is_err());
+        assert!(SearchQuery::parse("Observation", &pairs(&[("_count", "-1")])).is_err());
+        assert!(SearchQuery::parse("Observation", &pairs(&[("code:above", "x")])).is_err());
+        assert!(SearchQuery::parse("Observation", &pairs(&[("_sort", "code")])).is_err());
+        assert!(
+            SearchQuery::parse("Observation", &pairs(&[("_include", "Observation:code")])).is_err()
+        );
+        assert!(
+            SearchQuery::parse("Observation", &pairs(&[("patient", "Practitioner/x")])).is_err()
+        );
+    }
+
+    #[test]
+    fn count_is_bounded_with_a_warning() {
+        let query = SearchQuery::parse("Patient", &pairs(&[("_count", "100000")])).unwrap();
+        assert_eq!(query.count, MAX_COUNT);
+        assert_eq!(query.warnings.len(), 1);
+    }
+
+    #[test]
+    fn escaped_commas_stay_in_the_value() {
+        assert_eq!(
+            split_values(r"a\,b,c"),
+            vec!["a,b".to_owned(), "c".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Building and running the application: open the store, seed, bind, serve, shut down gracefully.
+//!
+//! `Application::build` binds before it returns, so a test can ask for port 0 and read the port
+//! it got; every test builds its own instance with its own database.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    http::{header, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    serve::ListenerExt,
+    Json, Router,
+};
+use leptos::config::{Env, LeptosOptions};
+use tokio::net::TcpListener;
+
+use crate::{auth::AuthKeys, config::Config, fhir, seed, state::AppState, store::Store, web};
+
+/// Why the server could not start; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("seeding the demo data failed: {0}")]
+    Seed(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = Store::open(&config.database_url).await?;
+        if config.seed_demo {
+            seed::seed_demo(&store)
+                .await
+                .map_err(|e| StartupError::Seed(e.to_string()))?;
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let leptos = LeptosOptions::builder()
+            .output_name("rounds")
+            .site_root(config.site_root.to_string_lossy().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(local_addr)
+            .env(Env::PROD)
+            .build();
+        let state = AppState {
+            auth: Arc::new(AuthKeys::new(
+                &config.jwt_secret,
+                false,
+                config.refresh_grace,
+            )),
+            config: Arc::new(config),
+            store,
+            leptos,
+        };
+        let router = router(&state);
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then finishes in-flight requests (bounded by the
+    /// configured grace period).
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let store = self.state.store.clone();
+        // axum does not set TCP_NODELAY; without it small frames wait for Nagle (tens of ms).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "could not set TCP_NODELAY");
+            }
+        });
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopped_tx.send(());
+        });
+        let serving = tokio::spawn(async move { serve.await });
+        let result = tokio::select! {
+            result = serving => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            _ = async {
+                let _ = stopped_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        if let Err(error) = store.flush_audit().await {
+            tracing::error!(%error, "flushing the audit trail at shutdown");
+        }
+        result
+    }
+}
+
+/// All routes. Public: `/health`, `/auth/login`, static files. Everything else authenticates.
+pub fn router(state: &AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .nest("/auth", crate::auth::routes())
+        // The FHIR layer enforces its own body limit to answer 413 as an OperationOutcome.
+        .nest(
+            "/fhir/R4",
+            fhir::routes().layer(DefaultBodyLimit::disable()),
+        )
+        .merge(web::routes(state))
+        .with_state(state.clone())
+}
+
+async fn health() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({"status": "ok"})),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

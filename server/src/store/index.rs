@@ -1,0 +1,103 @@
+//! What a resource version contributes to the search indexes: computed once per write from the
+//! parameter table in `fhir::params`, backend-independent, pure.
+
+use serde_json::Value;
+
+use crate::fhir::{
+    date::element_range,
+    params::{self, Kind},
+};
+
+/// Index rows of one resource version.
+#[derive(Debug, Default, PartialEq)]
+pub struct IndexEntries {
+    /// (param, system, value) for token, string and reference parameters.
+    pub values: Vec<(&'static str, String, String)>,
+    /// (param, start, end) inclusive UTC ranges for date parameters.
+    pub dates: Vec<(&'static str, String, String)>,
+    /// The start of the type's first date parameter, for `_sort=date`.
+    pub sort_date: Option<String>,
+}
+
+pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
+    let mut entries = IndexEntries::default();
+    for param in params::params_for(resource_type) {
+        for path in param.paths {
+            for value in params::values_at(resource, path) {
+                match param.kind {
+                    Kind::Token => entries.values.extend(
+                        params::tokens_of(value)
+                            .into_iter()
+                            .map(|(system, code)| (param.name, system, code)),
+                    ),
+                    Kind::String => entries.values.extend(
+                        params::strings_of(value)
+                            .into_iter()
+                            .map(|text| (param.name, String::new(), text)),
+                    ),
+                    Kind::Reference => {
+                        if let Some((rtype, id)) = params::reference_of(value) {
+                            entries.values.push((param.name, rtype, id));
+                        }
+                    }
+                    Kind::Date => {
+                        if let Some((start, end)) = element_range(value) {
+                            entries.dates.push((param.name, start, end));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    entries.values.sort();
+    entries.values.dedup();
+    if let Some(param) = params::sort_date_param(resource_type) {
+        entries.sort_date = entries
+            .dates
+            .iter()
+            .filter(|(name, _, _)| *name == param.name)
+            .map(|(_, start, _)| start.clone())
+            .min();
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn observation_is_indexed_by_every_parameter() {
+        let observation = json!({
+            "resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": "Patient/pat-001"},
+            "effectiveDateTime": "2026-11-24T08:00:00Z"
+        });
+        let entries = index_entries("Observation", &observation);
+        assert!(entries
+            .values
+            .contains(&("status", String::new(), "final".into())));
+        assert!(entries
+            .values
+            .contains(&("code", "http://loinc.org".into(), "2823-3".into())));
+        assert!(entries
+            .values
+            .contains(&("patient", "Patient".into(), "pat-001".into())));
+        assert_eq!(entries.dates.len(), 1);
+        assert_eq!(
+            entries.sort_date.as_deref(),
+            Some("2026-11-24T08:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn garbage_indexes_nothing() {
+        assert_eq!(
+            index_entries("Observation", &json!({"code": 5, "subject": "x"})),
+            IndexEntries::default()
+        );
+    }
+}

@@ -1,0 +1,1017 @@
+//! The SQLite backend of the store.
+//!
+//! Writes go through one dedicated connection (SQLite has one writer anyway) inside
+//! `BEGIN IMMEDIATE` transactions; reads use a separate pool and never wait for writers (WAL).
+//! `seq` comes from the single-row `event_counter`, incremented inside the write transaction: the
+//! write lock is held until commit, so numbers are handed out in commit order and a rollback
+//! returns them. That is the whole gap-free argument on one node.
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use app::events::{classify, Action, EventType};
+use serde_json::Value;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    QueryBuilder, Row, Sqlite, SqlitePool,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
+    ReadOutcome, SearchPage, StoreError, Stored, Visibility, WriteOp, Written,
+};
+use crate::fhir::{
+    date::format_instant,
+    search::{Clause, DateValue, Prefix, SearchQuery, SortKey},
+};
+
+/// Largest number of audit records committed in one batch.
+const AUDIT_BATCH: usize = 512;
+
+enum AuditMsg {
+    Record(AuditRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// SQLite pools and the background audit writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writer: SqlitePool,
+    audit_tx: mpsc::UnboundedSender<AuditMsg>,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            url: url.to_owned(),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_error(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| open_error(format!("cannot create {}: {e}", parent.display())))?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+
+        let (audit_tx, audit_rx) = mpsc::unbounded_channel();
+        tokio::spawn(audit_writer(writer.clone(), audit_rx));
+        Ok(Self {
+            readers,
+            writer,
+            audit_tx,
+        })
+    }
+
+    /// The read pool, for modules that own tables of their own.
+    pub fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// The single writer connection's pool, for modules that own tables of their own.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub async fn head_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM event_counter WHERE singleton = 1")
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
+
+    pub async fn write(
+        &self,
+        actor: &Actor,
+        resource_type: &str,
+        op: WriteOp,
+        body: Option<Value>,
+    ) -> Result<Option<Written>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (id, if_match, is_delete) = match &op {
+            WriteOp::Create => (uuid::Uuid::new_v4().to_string(), None, false),
+            WriteOp::Update { id, if_match } => (id.clone(), *if_match, false),
+            WriteOp::Delete { id, if_match } => (id.clone(), *if_match, true),
+        };
+
+        let current: Option<(i64, bool, String)> = sqlx::query_as(
+            "SELECT version_id, deleted, content FROM resources WHERE rtype = ? AND id = ?",
+        )
+        .bind(resource_type)
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        if let (Some(expected), Some((actual, _, _))) = (if_match, &current) {
+            if expected != *actual {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    actual: *actual,
+                });
+            }
+        }
+        if let (Some(expected), None) = (if_match, &current) {
+            return Err(StoreError::VersionConflict {
+                expected,
+                actual: 0,
+            });
+        }
+
+        let previous_live: Option<Value> = match &current {
+            Some((_, false, content)) => serde_json::from_str(content).ok(),
+            _ => None,
+        };
+        let version_id = current.as_ref().map_or(1, |(v, _, _)| v + 1);
+        let now = format_instant(chrono::Utc::now());
+
+        let (action, mut content) = if is_delete {
+            match previous_live.clone() {
+                Some(previous) => (Action::Deleted, previous),
+                None if current.is_some() => return Ok(None), // already deleted: nothing to do
+                None => {
+                    return Err(StoreError::NotFound {
+                        resource_type: resource_type.to_owned(),
+                        id,
+                    })
+                }
+            }
+        } else {
+            let Some(body) = body else {
+                return Err(StoreError::Conflict("a write needs a body".into()));
+            };
+            let action = if previous_live.is_some() {
+                Action::Updated
+            } else {
+                Action::Created
+            };
+            (action, body)
+        };
+
+        if !is_delete {
+            let missing = self
+                .unresolved(&mut tx, resource_type, &id, &content)
+                .await?;
+            if !missing.is_empty() {
+                return Err(StoreError::UnresolvedReferences(missing));
+            }
+        }
+
+        stamp(&mut content, &id, version_id, &now);
+        let json: Arc<str> = Arc::from(content.to_string());
+        let patient_id = app::fhir::patient_id(&content);
+        let restricted = app::fhir::security_restricted(&content);
+        let unit_id = if is_delete {
+            None
+        } else {
+            app::fhir::encounter_unit(&content)
+        };
+        let entries = if is_delete {
+            Default::default()
+        } else {
+            index_entries(resource_type, &content)
+        };
+
+        sqlx::query(
+            "INSERT INTO resources (rtype, id, version_id, last_updated, deleted, patient_id, unit_id, restricted, sort_date, content)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (rtype, id) DO UPDATE SET
+               version_id = excluded.version_id, last_updated = excluded.last_updated,
+               deleted = excluded.deleted, patient_id = excluded.patient_id, unit_id = excluded.unit_id,
+               restricted = excluded.restricted, sort_date = excluded.sort_date,
+               content = excluded.content",
+        )
+        .bind(resource_type)
+        .bind(&id)
+        .bind(version_id)
+        .bind(&now)
+        .bind(is_delete)
+        .bind(&patient_id)
+        .bind(&unit_id)
+        .bind(restricted)
+        .bind(&entries.sort_date)
+        .bind(&*json)
+        .execute(&mut *tx)
+        .await?;
+
+        sqlx::query(
+            "INSERT INTO resource_history (rtype, id, version_id, last_updated, deleted, content)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(resource_type)
+        .bind(&id)
+        .bind(version_id)
+        .bind(&now)
+        .bind(is_delete)
+        .bind(&*json)
+        .execute(&mut *tx)
+        .await?;
+
+        if current.is_some() {
+            sqlx::query("DELETE FROM search_index WHERE rtype = ? AND id = ?")
+                .bind(resource_type)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM search_dates WHERE rtype = ? AND id = ?")
+                .bind(resource_type)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // SQLite allows 32766 bound parameters; chunk to stay far below.
+        for chunk in entries.values.chunks(1000) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO search_index (rtype, id, param, system, value) ",
+            );
+            insert.push_values(chunk, |mut row, (param, system, value)| {
+                row.push_bind(resource_type)
+                    .push_bind(&id)
+                    .push_bind(*param)
+                    .push_bind(system)
+                    .push_bind(value);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for chunk in entries.dates.chunks(1000) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO search_dates (rtype, id, param, start_at, end_at) ",
+            );
+            insert.push_values(chunk, |mut row, (param, start, end)| {
+                row.push_bind(resource_type)
+                    .push_bind(&id)
+                    .push_bind(*param)
+                    .push_bind(start)
+                    .push_bind(end);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+
+        // The events, numbered from the counter whose row lock we now hold until commit.
+        let derived = classify(resource_type, action, previous_live.as_ref(), &content);
+        let count = derived.len() as i64;
+        let last_seq: i64 = sqlx::query_scalar(
+            "UPDATE event_counter SET seq = seq + ? WHERE singleton = 1 RETURNING seq",
+        )
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first_seq = last_seq - count + 1;
+        let mut events = Vec::with_capacity(derived.len());
+        if !derived.is_empty() {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO event_log (seq, event_type, action, resource_type, resource_id, version_id, patient_id, rooms, user_id, ts) ",
+            );
+            let rows: Vec<(i64, EventType, String)> = derived
+                .iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    let rooms = serde_json::to_string(&event.rooms).unwrap_or_else(|_| "[]".into());
+                    (first_seq + i as i64, event.event_type, rooms)
+                })
+                .collect();
+            insert.push_values(&rows, |mut row, (seq, event_type, rooms)| {
+                row.push_bind(*seq)
+                    .push_bind(event_type.as_str())
+                    .push_bind(action.as_str())
+                    .push_bind(resource_type)
+                    .push_bind(&id)
+                    .push_bind(version_id)
+                    .push_bind(&patient_id)
+                    .push_bind(rooms)
+                    .push_bind(&actor.user_id)
+                    .push_bind(&now);
+            });
+            insert.build().execute(&mut *tx).await?;
+            events.extend(
+                rows.into_iter()
+                    .map(|(seq, event_type, _)| (seq, event_type)),
+            );
+        }
+
+        let (audit_action, operation) = match action {
+            Action::Created => ("C", "create"),
+            Action::Updated => ("U", "update"),
+            Action::Deleted => ("D", "delete"),
+        };
+        insert_audit(
+            &mut tx,
+            &AuditRecord {
+                ts: now.clone(),
+                user_id: actor.user_id.clone(),
+                action: audit_action,
+                operation: operation.to_owned(),
+                resource_type: Some(resource_type.to_owned()),
+                resource_id: Some(id.clone()),
+                patient_id: patient_id.clone(),
+                outcome: "0",
+                detail: Some(format!(
+                    "version {version_id}; events {first_seq}..={last_seq}"
+                )),
+                source: actor.source.clone(),
+            },
+        )
+        .await?;
+
+        tx.commit().await?;
+        Ok(Some(Written {
+            resource: Stored {
+                resource_type: resource_type.to_owned(),
+                id,
+                version_id,
+                last_updated: now,
+                deleted: is_delete,
+                json,
+            },
+            action,
+            events,
+        }))
+    }
+
+    /// References in `content` that name no live resource (a resource may refer to itself).
+    async fn unresolved(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        resource_type: &str,
+        id: &str,
+        content: &Value,
+    ) -> Result<Vec<String>, StoreError> {
+        let references = literal_references(content);
+        let mut missing: Vec<String> = Vec::new();
+        let mut lookup = Vec::new();
+        for (rtype, target) in references {
+            if rtype.is_empty() {
+                missing.push(target);
+            } else if !(rtype == resource_type && target == id) {
+                lookup.push((rtype, target));
+            }
+        }
+        for chunk in lookup.chunks(400) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT rtype, id FROM resources WHERE deleted = 0 AND (rtype, id) IN (",
+            );
+            let mut separated = query.separated(", ");
+            for (rtype, target) in chunk {
+                separated.push("(");
+                separated.push_bind_unseparated(rtype);
+                separated.push_unseparated(", ");
+                separated.push_bind_unseparated(target);
+                separated.push_unseparated(")");
+            }
+            query.push(")");
+            let found: Vec<(String, String)> = query.build_query_as().fetch_all(&mut **tx).await?;
+            for pair in chunk {
+                if !found.contains(pair) {
+                    missing.push(format!("{}/{}", pair.0, pair.1));
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    pub async fn read(&self, resource_type: &str, id: &str) -> Result<ReadOutcome, StoreError> {
+        let row: Option<(i64, String, bool, String)> = sqlx::query_as(
+            "SELECT version_id, last_updated, deleted, content FROM resources WHERE rtype = ? AND id = ?",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(match row {
+            None => ReadOutcome::NotFound,
+            Some((version_id, _, true, _)) => ReadOutcome::Gone(version_id),
+            Some((version_id, last_updated, false, content)) => ReadOutcome::Found(Stored {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                version_id,
+                last_updated,
+                deleted: false,
+                json: Arc::from(content),
+            }),
+        })
+    }
+
+    pub async fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<Stored>, StoreError> {
+        let row: Option<(String, bool, String)> = sqlx::query_as(
+            "SELECT last_updated, deleted, content FROM resource_history WHERE rtype = ? AND id = ? AND version_id = ?",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .bind(version_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(|(last_updated, deleted, content)| Stored {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version_id,
+            last_updated,
+            deleted,
+            json: Arc::from(content),
+        }))
+    }
+
+    pub async fn history(
+        &self,
+        resource_type: &str,
+        id: &str,
+        count: usize,
+        offset: usize,
+    ) -> Result<(i64, Vec<Stored>), StoreError> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM resource_history WHERE rtype = ? AND id = ?")
+                .bind(resource_type)
+                .bind(id)
+                .fetch_one(&self.readers)
+                .await?;
+        let rows: Vec<(i64, String, bool, String)> = sqlx::query_as(
+            "SELECT version_id, last_updated, deleted, content FROM resource_history
+             WHERE rtype = ? AND id = ? ORDER BY version_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .bind(count as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok((
+            total,
+            rows.into_iter()
+                .map(|(version_id, last_updated, deleted, content)| Stored {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                    version_id,
+                    last_updated,
+                    deleted,
+                    json: Arc::from(content),
+                })
+                .collect(),
+        ))
+    }
+
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        visibility: &Visibility,
+    ) -> Result<SearchPage, StoreError> {
+        let mut count_sql = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM resources r WHERE ");
+        push_filters(&mut count_sql, query, visibility);
+        let total: i64 = count_sql
+            .build_query_scalar()
+            .fetch_one(&self.readers)
+            .await?;
+        if query.count_only || query.count == 0 {
+            return Ok(SearchPage {
+                total,
+                matches: Vec::new(),
+                included: Vec::new(),
+            });
+        }
+
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT r.rtype, r.id, r.version_id, r.last_updated, r.content FROM resources r WHERE ",
+        );
+        push_filters(&mut select, query, visibility);
+        select.push(" ORDER BY ");
+        for sort in &query.sort {
+            let direction = if sort.descending { "DESC" } else { "ASC" };
+            match sort.key {
+                SortKey::LastUpdated => select.push(format!("r.last_updated {direction}, ")),
+                SortKey::Id => select.push(format!("r.id {direction}, ")),
+                // Resources without a date sort last either way.
+                SortKey::Date => {
+                    select.push(format!("r.sort_date IS NULL, r.sort_date {direction}, "))
+                }
+            };
+        }
+        select.push("r.last_updated ASC, r.id ASC LIMIT ");
+        select.push_bind(query.count as i64);
+        select.push(" OFFSET ");
+        select.push_bind(query.offset as i64);
+        let matches: Vec<Stored> = select
+            .build()
+            .fetch_all(&self.readers)
+            .await?
+            .into_iter()
+            .map(|row| stored_from_row(&row))
+            .collect();
+
+        let mut included: Vec<Stored> = Vec::new();
+        if !matches.is_empty() {
+            for include in &query.includes {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "SELECT DISTINCT r.rtype, r.id, r.version_id, r.last_updated, r.content
+                     FROM search_index s JOIN resources r ON r.rtype = s.system AND r.id = s.value
+                     WHERE r.deleted = 0 AND s.rtype = ",
+                );
+                sql.push_bind(&include.source_type);
+                sql.push(" AND s.param = ");
+                sql.push_bind(include.param);
+                if let Some(target) = &include.target_type {
+                    sql.push(" AND s.system = ");
+                    sql.push_bind(target);
+                }
+                sql.push(" AND s.id IN (");
+                let mut ids = sql.separated(", ");
+                for stored in &matches {
+                    ids.push_bind(&stored.id);
+                }
+                sql.push(") AND ");
+                push_visibility(&mut sql, visibility);
+                for row in sql.build().fetch_all(&self.readers).await? {
+                    let stored = stored_from_row(&row);
+                    let duplicate = included
+                        .iter()
+                        .chain(matches.iter())
+                        .any(|s| s.resource_type == stored.resource_type && s.id == stored.id);
+                    if !duplicate {
+                        included.push(stored);
+                    }
+                }
+            }
+        }
+        Ok(SearchPage {
+            total,
+            matches,
+            included,
+        })
+    }
+
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.event_type, e.action, e.resource_type, e.resource_id, e.version_id,
+                    e.patient_id, e.rooms, e.user_id, e.ts, h.content
+             FROM event_log e
+             JOIN resource_history h
+               ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let event_type: String = row.get(1);
+                let action: String = row.get(2);
+                let rooms: String = row.get(7);
+                let content: String = row.get(10);
+                Ok(EventRecord {
+                    seq: row.get(0),
+                    event_type: EventType::from_str(&event_type).map_err(|_| {
+                        sqlx::Error::Decode(format!("unknown event type {event_type}").into())
+                    })?,
+                    action: Action::from_str(&action).map_err(|_| {
+                        sqlx::Error::Decode(format!("unknown action {action}").into())
+                    })?,
+                    resource_type: row.get(3),
+                    resource_id: row.get(4),
+                    version_id: row.get(5),
+                    patient_id: row.get(6),
+                    rooms: serde_json::from_str(&rooms).unwrap_or_default(),
+                    user_id: row.get(8),
+                    timestamp: row.get(9),
+                    resource_json: Arc::from(content),
+                })
+            })
+            .collect()
+    }
+
+    pub fn audit(&self, record: AuditRecord) {
+        // The writer task lives as long as the runtime; a send can only fail during shutdown.
+        if self.audit_tx.send(AuditMsg::Record(record)).is_err() {
+            tracing::error!("audit record dropped: the audit writer has stopped");
+        }
+    }
+
+    pub async fn flush_audit(&self) -> Result<(), StoreError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.audit_tx.send(AuditMsg::Flush(done_tx)).is_ok() {
+            // An Err here means the writer stopped; nothing more can be flushed.
+            let _ = done_rx.await;
+        }
+        Ok(())
+    }
+
+    pub async fn audit_rows(
+        &self,
+        patient_id: Option<&str>,
+        count: usize,
+        offset: usize,
+    ) -> Result<(i64, Vec<AuditRow>), StoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE (?1 IS NULL OR patient_id = ?1)",
+        )
+        .bind(patient_id)
+        .fetch_one(&self.readers)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source
+             FROM audit_log WHERE (?1 IS NULL OR patient_id = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(patient_id)
+        .bind(count as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok((total, rows.iter().map(audit_from_row).collect()))
+    }
+
+    pub async fn audit_row(&self, id: i64) -> Result<Option<AuditRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source
+             FROM audit_log WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.as_ref().map(audit_from_row))
+    }
+
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.readers)
+                .await?,
+        )
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count(&self, resource_type: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE rtype = ? AND deleted = 0")
+                .bind(resource_type)
+                .fetch_one(&self.readers)
+                .await?,
+        )
+    }
+}
+
+/// Sets `id` and the server-owned parts of `meta`, keeping what the client put in `meta`.
+fn stamp(content: &mut Value, id: &str, version_id: i64, now: &str) {
+    if let Value::Object(map) = content {
+        map.insert("id".into(), Value::String(id.to_owned()));
+        let meta = map
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !meta.is_object() {
+            *meta = Value::Object(Default::default());
+        }
+        if let Value::Object(meta) = meta {
+            meta.insert("versionId".into(), Value::String(version_id.to_string()));
+            meta.insert("lastUpdated".into(), Value::String(now.to_owned()));
+        }
+    }
+}
+
+fn stored_from_row(row: &sqlx::sqlite::SqliteRow) -> Stored {
+    let content: String = row.get(4);
+    Stored {
+        resource_type: row.get(0),
+        id: row.get(1),
+        version_id: row.get(2),
+        last_updated: row.get(3),
+        deleted: false,
+        json: Arc::from(content),
+    }
+}
+
+fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> AuditRow {
+    let action: String = row.get(3);
+    let outcome: String = row.get(8);
+    AuditRow {
+        id: row.get(0),
+        record: AuditRecord {
+            ts: row.get(1),
+            user_id: row.get(2),
+            action: match action.as_str() {
+                "C" => "C",
+                "U" => "U",
+                "D" => "D",
+                "R" => "R",
+                _ => "E",
+            },
+            operation: row.get(4),
+            resource_type: row.get(5),
+            resource_id: row.get(6),
+            patient_id: row.get(7),
+            outcome: match outcome.as_str() {
+                "0" => "0",
+                "4" => "4",
+                "8" => "8",
+                _ => "12",
+            },
+            detail: row.get(9),
+            source: row.get(10),
+        },
+    }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    record: &AuditRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&record.ts)
+    .bind(&record.user_id)
+    .bind(record.action)
+    .bind(&record.operation)
+    .bind(&record.resource_type)
+    .bind(&record.resource_id)
+    .bind(&record.patient_id)
+    .bind(record.outcome)
+    .bind(&record.detail)
+    .bind(&record.source)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Commits audit records in batches, off the request path; retries a failed batch.
+async fn audit_writer(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<AuditMsg>) {
+    let mut batch: Vec<AuditRecord> = Vec::new();
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                AuditMsg::Record(record) => batch.push(record),
+                AuditMsg::Flush(done) => waiters.push(done),
+            }
+            if batch.len() < AUDIT_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let mut delay = Duration::from_millis(50);
+        while !batch.is_empty() {
+            match commit_audit_batch(&writer, &batch).await {
+                Ok(()) => batch.clear(),
+                Err(error) => {
+                    tracing::error!(%error, records = batch.len(), "audit batch failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for done in waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn commit_audit_batch(writer: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    for record in batch {
+        insert_audit(&mut tx, record).await?;
+    }
+    tx.commit().await
+}
+
+/// `rtype = ? AND deleted = 0 AND <clauses> AND <visibility>`.
+fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &SearchQuery, visibility: &Visibility) {
+    sql.push("r.rtype = ");
+    sql.push_bind(query.resource_type.clone());
+    sql.push(" AND r.deleted = 0");
+    for clause in &query.clauses {
+        sql.push(" AND ");
+        push_clause(sql, clause);
+    }
+    sql.push(" AND ");
+    push_visibility(sql, visibility);
+}
+
+fn push_visibility(sql: &mut QueryBuilder<'_, Sqlite>, visibility: &Visibility) {
+    sql.push("(");
+    if visibility.all_patients {
+        sql.push("1 = 1");
+    } else {
+        sql.push("r.patient_id IS NULL");
+        if !visibility.patient_ids.is_empty() {
+            sql.push(" OR r.patient_id IN (");
+            let mut ids = sql.separated(", ");
+            for id in &visibility.patient_ids {
+                ids.push_bind(id.clone());
+            }
+            sql.push(")");
+        }
+    }
+    sql.push(") AND (r.restricted = 0");
+    if visibility.restricted_all {
+        sql.push(" OR 1 = 1");
+    } else if !visibility.restricted_patient_ids.is_empty() {
+        sql.push(" OR r.patient_id IN (");
+        let mut ids = sql.separated(", ");
+        for id in &visibility.restricted_patient_ids {
+            ids.push_bind(id.clone());
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+fn push_clause(sql: &mut QueryBuilder<'_, Sqlite>, clause: &Clause) {
+    match clause {
+        Clause::Id(ids) => {
+            sql.push("r.id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            sql.push(")");
+        }
+        Clause::Patient(ids) => {
+            sql.push("r.patient_id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            sql.push(")");
+        }
+        Clause::Token {
+            param,
+            values,
+            negate,
+        } => {
+            if *negate {
+                sql.push("NOT ");
+            }
+            push_exists_index(sql, param);
+            sql.push(" AND (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(1 = 1");
+                if let Some(system) = &value.system {
+                    sql.push(" AND s.system = ");
+                    sql.push_bind(system.clone());
+                }
+                if let Some(code) = &value.code {
+                    sql.push(" AND s.value = ");
+                    sql.push_bind(code.clone());
+                }
+                sql.push(")");
+            }
+            sql.push("))");
+        }
+        Clause::Reference { param, values } => {
+            push_exists_index(sql, param);
+            sql.push(" AND (");
+            for (i, (rtype, id)) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(s.value = ");
+                sql.push_bind(id.clone());
+                if let Some(rtype) = rtype {
+                    sql.push(" AND s.system = ");
+                    sql.push_bind(rtype.clone());
+                }
+                sql.push(")");
+            }
+            sql.push("))");
+        }
+        Clause::String {
+            param,
+            values,
+            exact,
+        } => {
+            push_exists_index(sql, param);
+            sql.push(" AND (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                if *exact {
+                    sql.push("s.value = ");
+                    sql.push_bind(value.to_lowercase());
+                } else {
+                    let escaped = value
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_");
+                    sql.push("s.value LIKE ");
+                    sql.push_bind(format!("{escaped}%"));
+                    sql.push(" ESCAPE '\\'");
+                }
+            }
+            sql.push("))");
+        }
+        Clause::Date { param, values } => {
+            let (start, end) = match param {
+                Some(param) => {
+                    sql.push("EXISTS (SELECT 1 FROM search_dates d WHERE d.rtype = r.rtype AND d.id = r.id AND d.param = ");
+                    sql.push_bind(*param);
+                    sql.push(" AND (");
+                    ("d.start_at", "d.end_at")
+                }
+                None => {
+                    sql.push("((");
+                    ("r.last_updated", "r.last_updated")
+                }
+            };
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                push_date_condition(sql, start, end, value);
+            }
+            sql.push("))");
+        }
+    }
+}
+
+fn push_exists_index(sql: &mut QueryBuilder<'_, Sqlite>, param: &'static str) {
+    sql.push("EXISTS (SELECT 1 FROM search_index s WHERE s.rtype = r.rtype AND s.id = r.id AND s.param = ");
+    sql.push_bind(param);
+}
+
+/// The FHIR prefixes over a stored inclusive range [ts, te] and a searched range [ps, pe).
+fn push_date_condition(sql: &mut QueryBuilder<'_, Sqlite>, ts: &str, te: &str, value: &DateValue) {
+    let (ps, pe) = (value.start.clone(), value.end.clone());
+    sql.push("(");
+    match value.prefix {
+        Prefix::Eq | Prefix::Ne => {
+            if value.prefix == Prefix::Ne {
+                sql.push("NOT ");
+            }
+            sql.push(format!("({ts} >= "));
+            sql.push_bind(ps);
+            sql.push(format!(" AND {te} < "));
+            sql.push_bind(pe);
+            sql.push(")");
+        }
+        Prefix::Gt => {
+            sql.push(format!("{te} >= "));
+            sql.push_bind(pe);
+        }
+        Prefix::Lt => {
+            sql.push(format!("{ts} < "));
+            sql.push_bind(ps);
+        }
+        Prefix::Ge => {
+            sql.push(format!("{te} >= "));
+            sql.push_bind(ps);
+        }
+        Prefix::Le => {
+            sql.push(format!("{ts} < "));
+            sql.push_bind(pe);
+        }
+        Prefix::Sa => {
+            sql.push(format!("{ts} >= "));
+            sql.push_bind(pe);
+        }
+        Prefix::Eb => {
+            sql.push(format!("{te} < "));
+            sql.push_bind(ps);
+        }
+        Prefix::Ap => {
+            sql.push(format!("{ts} < "));
+            sql.push_bind(pe);
+            sql.push(format!(" AND {te} >= "));
+            sql.push_bind(ps);
+        }
+    }
+    sql.push(")");
+}

@@ -1,0 +1,332 @@
+//! The web UI: server-rendered Leptos pages, their server functions, and static files.
+//!
+//! Pages other than `/login` need a signed-in user: a request without a valid access cookie is
+//! refreshed transparently when it carries a refresh cookie, and otherwise sent to `/login`.
+//! Server functions reach the data through `ServerBackend`, which applies the same access policy
+//! as the FHIR API. Unknown paths answer 404.
+
+use std::{collections::HashMap, sync::Arc};
+
+use app::api::{
+    backend::{Backend, BackendError, BackendHandle, BoxFuture, SignedIn},
+    PatientSummary, UnitCensus, Workspace,
+};
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
+    Router,
+};
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde_json::Value;
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+use crate::{
+    access,
+    auth::{self, AuthUser},
+    fhir::{error::FhirError, search::SearchQuery},
+    state::AppState,
+};
+
+/// Pages, server functions and static files, with the sign-in gate in front of the pages.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let backend = BackendHandle(Arc::new(ServerBackend {
+        state: state.clone(),
+    }));
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            state,
+            generate_route_list(app::App),
+            move || provide_context(backend.clone()),
+            {
+                let options = state.leptos.clone();
+                move || app::shell(options.clone())
+            },
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), sign_in_gate));
+    pages.fallback(static_or_404)
+}
+
+/// Serves files of the compiled site (`/pkg/…`, `/favicon.svg`) and 404 for everything else.
+async fn static_or_404(State(state): State<AppState>, request: Request) -> Response {
+    let root = state.leptos.site_root.to_string();
+    let path = request.uri().path().to_owned();
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        let Ok(response) = ServeDir::new(root).oneshot(request).await;
+        if response.status() != StatusCode::NOT_FOUND {
+            return response.map(Body::new);
+        }
+    }
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Not found: {path}\n"),
+    )
+        .into_response()
+}
+
+/// Redirects signed-out page requests to `/login`, refreshing an expired session on the way.
+async fn sign_in_gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    // Server functions answer for themselves; only pages are gated.
+    if path.starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let signed_in = auth::authenticate(&state, request.headers(), &Method::GET)
+        .await
+        .is_ok();
+    if path == "/login" {
+        return if signed_in {
+            Redirect::to("/").into_response()
+        } else {
+            next.run(request).await
+        };
+    }
+    if signed_in {
+        return next.run(request).await;
+    }
+    // Try the refresh cookie: a shift-long session should not need the password again.
+    match auth::refresh_session(&state, request.headers()).await {
+        Ok(refreshed) => {
+            // Let this request's server functions see the new access token.
+            let cookie_line = format!("{}={}", auth::ACCESS_COOKIE, refreshed.access_token);
+            if let Ok(value) = HeaderValue::from_str(&cookie_line) {
+                request.headers_mut().insert(header::COOKIE, value);
+            }
+            let mut response = next.run(request).await;
+            for cookie in refreshed.cookies {
+                if let Ok(value) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
+/// The server's side of the UI's server functions.
+struct ServerBackend {
+    state: AppState,
+}
+
+impl ServerBackend {
+    async fn user(&self, headers: &HeaderMap) -> Result<AuthUser, BackendError> {
+        auth::authenticate(&self.state, headers, &Method::GET)
+            .await
+            .map_err(|_| BackendError::SignedOut)
+    }
+
+    async fn load_workspace(&self, headers: &HeaderMap) -> Result<Workspace, BackendError> {
+        let user = self.user(headers).await?;
+        let failed = |e: FhirError| BackendError::Failed(e.to_string());
+        let store = &self.state.store;
+        let everything = crate::store::Visibility::everything();
+
+        let locations = store
+            .search(
+                &search("Location", &[("_count", "1000")]).map_err(failed)?,
+                &everything,
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let mut location_names: HashMap<String, String> = HashMap::new();
+        for stored in &locations.matches {
+            if let Ok(location) = serde_json::from_str::<app::fhir::Location>(&stored.json) {
+                location_names.insert(
+                    stored.id.clone(),
+                    location.name.unwrap_or_else(|| stored.id.clone()),
+                );
+            }
+        }
+        let census = store
+            .census()
+            .await
+            .map_err(|e| failed(e.into()))?
+            .into_iter()
+            .map(|(id, patients)| UnitCensus {
+                name: location_names
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| id.clone()),
+                id,
+                patients,
+            })
+            .collect();
+
+        let visibility = access::visibility(&self.state, &user)
+            .await
+            .map_err(failed)?;
+        let patients = store
+            .search(
+                &search("Patient", &[("_count", "1000"), ("_sort", "_id")]).map_err(failed)?,
+                &visibility.clone().for_type(&user, "Patient"),
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let encounters = store
+            .search(
+                &search(
+                    "Encounter",
+                    &[
+                        ("status", "in-progress,arrived,triaged,onleave"),
+                        ("_count", "1000"),
+                    ],
+                )
+                .map_err(failed)?,
+                &visibility.for_type(&user, "Encounter"),
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
+        // patient id → (unit id, bed id)
+        let mut placement: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+        for stored in &encounters.matches {
+            let Ok(value) = serde_json::from_str::<Value>(&stored.json) else {
+                continue;
+            };
+            let Some(patient) = app::fhir::patient_id(&value) else {
+                continue;
+            };
+            let unit = app::fhir::encounter_unit(&value);
+            let bed = serde_json::from_value::<app::fhir::Encounter>(value)
+                .ok()
+                .and_then(|encounter| {
+                    encounter.location.into_iter().rev().find_map(|entry| {
+                        let is_bed = entry.physical_type.as_ref().is_some_and(|t| {
+                            t.coding.iter().any(|c| c.code.as_deref() == Some("bd"))
+                        });
+                        let active = entry.status.as_deref().is_none_or(|s| s == "active");
+                        (is_bed && active)
+                            .then(|| {
+                                entry
+                                    .location
+                                    .reference
+                                    .as_deref()
+                                    .and_then(|r| app::fhir::reference_id(r, "Location"))
+                                    .map(str::to_owned)
+                            })
+                            .flatten()
+                    })
+                });
+            placement.insert(patient, (unit, bed));
+        }
+        let mut rows: Vec<PatientSummary> = patients
+            .matches
+            .iter()
+            .filter_map(|stored| {
+                let patient = serde_json::from_str::<app::fhir::Patient>(&stored.json).ok()?;
+                let (unit_id, bed_id) = placement.get(&stored.id).cloned().unwrap_or_default();
+                Some(PatientSummary {
+                    id: stored.id.clone(),
+                    name: display_name(&patient),
+                    mrn: patient.identifier.iter().find_map(|i| i.value.clone()),
+                    gender: patient.gender.clone(),
+                    birth_date: patient.birth_date.clone(),
+                    unit_name: unit_id
+                        .as_ref()
+                        .and_then(|u| location_names.get(u).cloned()),
+                    bed: bed_id.map(|b| location_names.get(&b).cloned().unwrap_or(b)),
+                    unit_id,
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.unit_name, &a.bed, &a.name).cmp(&(&b.unit_name, &b.bed, &b.name)));
+        for row in &rows {
+            self.state.store.audit(crate::store::AuditRecord {
+                ts: crate::fhir::date::format_instant(chrono::Utc::now()),
+                user_id: Some(user.id.clone()),
+                action: "R",
+                operation: "worklist".into(),
+                resource_type: Some("Patient".into()),
+                resource_id: Some(row.id.clone()),
+                patient_id: Some(row.id.clone()),
+                outcome: "0",
+                detail: None,
+                source: None,
+            });
+        }
+        Ok(Workspace {
+            user: user.info(),
+            patients: rows,
+            census,
+        })
+    }
+}
+
+fn search(resource_type: &str, pairs: &[(&str, &str)]) -> Result<SearchQuery, FhirError> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    SearchQuery::parse(resource_type, &pairs).map_err(|e| FhirError::BadRequest(e.0))
+}
+
+/// "Family, Given" from the first official (or any) name.
+pub fn display_name(patient: &app::fhir::Patient) -> String {
+    let name = patient
+        .name
+        .iter()
+        .find(|n| n.use_.as_deref() == Some("official"))
+        .or_else(|| patient.name.first());
+    match name {
+        Some(name) => {
+            if let Some(text) = &name.text {
+                return text.clone();
+            }
+            let given = name.given.join(" ");
+            match &name.family {
+                Some(family) if !given.is_empty() => format!("{family}, {given}"),
+                Some(family) => family.clone(),
+                None => given,
+            }
+        }
+        None => "(no name)".to_owned(),
+    }
+}
+
+impl Backend for ServerBackend {
+    fn workspace<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Workspace, BackendError>> {
+        Box::pin(self.load_workspace(headers))
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        username: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<SignedIn, BackendError>> {
+        Box::pin(async move {
+            let address = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("browser")
+                .to_owned();
+            match auth::sign_in(&self.state, username, password, &address).await {
+                Ok((user, sid, refresh)) => {
+                    let issued = auth::session_cookies(&self.state, &user, &sid, &refresh)
+                        .map_err(|e| BackendError::Failed(e.to_string()))?;
+                    Ok(SignedIn {
+                        user: issued.user,
+                        cookies: issued.cookies,
+                    })
+                }
+                Err(FhirError::Unauthorized(_)) => Err(BackendError::SignedOut),
+                Err(other) => Err(BackendError::Denied(other.to_string())),
+            }
+        })
+    }
+
+    fn sign_out<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            auth::end_session(&self.state, headers).await;
+            auth::cleared_cookies()
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! Every bad input gets a clear OperationOutcome with the right status — and leaves nothing
+//! behind: no resource, no event, no audit row.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{order, spawn_app, TestApp};
+
+async fn expect_rejected(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    content_type: &str,
+    body: String,
+    status: StatusCode,
+) -> Value {
+    let before = app.footprint("ServiceRequest").await;
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), status, "{path}");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/fhir+json"));
+    let outcome: Value = response.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert!(outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        app.footprint("ServiceRequest").await,
+        before,
+        "a rejected write left something behind"
+    );
+    outcome
+}
+
+const FHIR: &str = "application/fhir+json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_invalid_bodies_are_rejected_without_a_trace() {
+    let app = spawn_app().await;
+    let token = app.token("dr.chen").await;
+    use reqwest::Method;
+
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        "{not json".into(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let mut wrong_type = order("pat-001");
+    wrong_type["resourceType"] = json!("Observation");
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        wrong_type.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let mut missing_type = order("pat-001");
+    missing_type.as_object_mut().unwrap().remove("resourceType");
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        missing_type.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let mut mismatch = order("pat-001");
+    mismatch["id"] = json!("abc");
+    expect_rejected(
+        &app,
+        &token,
+        Method::PUT,
+        "/fhir/R4/ServiceRequest/xyz",
+        FHIR,
+        mismatch.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let mut bad_id = order("pat-001");
+    bad_id["id"] = json!("bad_id!");
+    expect_rejected(
+        &app,
+        &token,
+        Method::PUT,
+        "/fhir/R4/ServiceRequest/bad_id!",
+        FHIR,
+        bad_id.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let outcome = expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/Spaceship",
+        FHIR,
+        order("pat-001").to_string(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("Spaceship"));
+
+    let mut missing_required = order("pat-001");
+    for element in ["subject", "status", "intent"] {
+        missing_required.as_object_mut().unwrap().remove(element);
+    }
+    let outcome = expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        missing_required.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(outcome["issue"].as_array().unwrap().len(), 3, "{outcome}");
+
+    let dangling = order("no-such-patient");
+    let outcome = expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        dangling.to_string(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(outcome["issue"][0]["code"], "forbidden");
+
+    let admin = app.token("admin").await;
+    let outcome = expect_rejected(
+        &app,
+        &admin,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        dangling.to_string(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("Patient/no-such-patient"));
+
+    let mut huge = order("pat-001");
+    huge["note"] = json!([{"text": "x".repeat(2 * 1024 * 1024)}]);
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        huge.to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        "text/plain",
+        order("pat-001").to_string(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+
+    expect_rejected(
+        &app,
+        &admin,
+        Method::POST,
+        "/fhir/R4/AuditEvent",
+        FHIR,
+        json!({"resourceType": "AuditEvent"}).to_string(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+
+    let mut bad_code = order("pat-001");
+    bad_code["status"] = json!("approved");
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        bad_code.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    let mut bad_type = order("pat-001");
+    bad_type["subject"] = json!({"reference": 5});
+    expect_rejected(
+        &app,
+        &token,
+        Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        bad_type.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_read_requests_answer_outcomes() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    for (path, status) in [
+        ("/fhir/R4/Patient/no-such-id", StatusCode::NOT_FOUND),
+        ("/fhir/R4/Spaceship/1", StatusCode::NOT_FOUND),
+        ("/fhir/R4/Patient/bad%20id", StatusCode::BAD_REQUEST),
+        (
+            "/fhir/R4/Patient/pat-001/_history/zero",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/fhir/R4/Observation?date=someday", StatusCode::BAD_REQUEST),
+        ("/fhir/R4/Observation?_count=many", StatusCode::BAD_REQUEST),
+        (
+            "/fhir/R4/Patient/pat-001/_nonsense/x/y",
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (got, outcome) = app.get_json(&token, path).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{path}");
+    }
+}

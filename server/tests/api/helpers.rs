@@ -1,0 +1,192 @@
+//! Spawning isolated Rounds instances for the integration tests: each on its own port with its
+//! own fresh SQLite database, stopped when the `TestApp` is dropped.
+
+use std::sync::OnceLock;
+
+use reqwest::{Client, Method, Response, StatusCode};
+use rounds::{state::AppState, Application, Config};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "rounds-demo";
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn tracing_once() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt().with_env_filter("info").init();
+        }
+    });
+}
+
+/// An app with the demo data set and accounts.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// An app whose configuration `adjust` may change first.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    tracing_once();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}/rounds.db", dir.path().display()),
+        jwt_secret: SECRET.into(),
+        jwt_secret_is_default: false,
+        seed_demo: true,
+        site_root: dir.path().join("site"),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("the app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    TestApp {
+        base,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        stop: Some(stop_tx),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Signs in and returns the access token.
+    pub async fn token(&self, username: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "login of {username}");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        token: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.request(Method::GET, token, path, None).await
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        let response = self.get(token, path).await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, token, path, Some(body)).await
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.request(Method::PUT, token, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Response {
+        self.request(Method::DELETE, token, path, None).await
+    }
+
+    /// Counts of what a write leaves behind: (resources of `rtype`, event log head, audit rows).
+    pub async fn footprint(&self, rtype: &str) -> (i64, i64, i64) {
+        let store = &self.state.store;
+        store.flush_audit().await.unwrap();
+        (
+            store.count(rtype).await.unwrap(),
+            store
+                .events_after(0, usize::MAX >> 1)
+                .await
+                .unwrap()
+                .last()
+                .map_or(0, |e| e.seq),
+            store.audit_rows(None, 0, 0).await.unwrap().0,
+        )
+    }
+}
+
+/// A valid order for `patient`.
+pub fn order(patient: &str) -> Value {
+    json!({
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC panel"}], "text": "CBC"},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "authoredOn": "2026-11-25T08:00:00Z"
+    })
+}
+
+/// Entries of a Bundle with the given search mode.
+pub fn entries<'a>(bundle: &'a Value, mode: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["search"]["mode"] == mode)
+                .map(|e| &e["resource"])
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ids of the patients `username` sees in a Patient search.
+pub async fn visible_patients(app: &TestApp, token: &str) -> Vec<String> {
+    let (status, bundle) = app.get_json(token, "/fhir/R4/Patient?_count=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut ids: Vec<String> = entries(&bundle, "match")
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
