@@ -16,7 +16,11 @@ pub fn format_instant(at: DateTime<Utc>) -> String {
 pub fn parse_range(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let text = text.trim();
     // Every FHIR date form starts with a four-digit year.
-    if !text.is_ascii() || !text.get(..4).is_some_and(|year| year.bytes().all(|b| b.is_ascii_digit())) {
+    if !text.is_ascii()
+        || !text
+            .get(..4)
+            .is_some_and(|year| year.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     match text.len() {

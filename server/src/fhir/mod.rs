@@ -133,7 +133,6 @@ fn audit(
     rtype: &str,
     id: Option<&str>,
     patient: Option<String>,
-    outcome: &'static str,
     detail: Option<String>,
 ) {
     state.store.audit(AuditRecord {
@@ -144,7 +143,7 @@ fn audit(
         resource_type: Some(rtype.to_owned()),
         resource_id: id.map(str::to_owned),
         patient_id: patient,
-        outcome,
+        outcome: "0",
         detail,
         source: None,
     });
@@ -275,7 +274,6 @@ async fn run_search(
             rtype,
             None,
             Some(patient.clone()),
-            "0",
             Some(format!("{} results", page.matches.len())),
         );
     }
@@ -319,7 +317,7 @@ async fn read(
         ))),
         ReadOutcome::Found(stored) => {
             let patient = access::check_read(&state, &user, &stored).await?;
-            audit(&state, &user, "read", &rtype, Some(&id), patient, "0", None);
+            audit(&state, &user, "read", &rtype, Some(&id), patient, None);
             Ok(with_version_headers(
                 fhir_json(StatusCode::OK, stored.json.to_string()),
                 &stored,
@@ -351,16 +349,7 @@ async fn vread(
             "version {version} of {rtype}/{id} is its deletion"
         )));
     }
-    audit(
-        &state,
-        &user,
-        "vread",
-        &rtype,
-        Some(&id),
-        patient,
-        "0",
-        None,
-    );
+    audit(&state, &user, "vread", &rtype, Some(&id), patient, None);
     Ok(with_version_headers(
         fhir_json(StatusCode::OK, stored.json.to_string()),
         &stored,
@@ -412,16 +401,7 @@ async fn history(
         return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
     };
     let patient = access::check_read(&state, &user, &newest).await?;
-    audit(
-        &state,
-        &user,
-        "history",
-        &rtype,
-        Some(&id),
-        patient,
-        "0",
-        None,
-    );
+    audit(&state, &user, "history", &rtype, Some(&id), patient, None);
     let base = base_url(&headers);
     let self_url = format!("{base}/{rtype}/{id}/_history");
     let mut links = vec![("self", self_url.clone())];

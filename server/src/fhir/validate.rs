@@ -166,9 +166,9 @@ fn date_rules(resource_type: &str, body: &Value, issues: &mut Vec<Issue>) {
     };
     for element in DATE_ELEMENTS {
         if let Some(value) = body.get(element) {
-            if !value
+            if value
                 .as_str()
-                .is_some_and(|text| super::date::parse_range(text).is_some())
+                .is_none_or(|text| super::date::parse_range(text).is_none())
             {
                 bad(element, issues);
             }
@@ -178,9 +178,9 @@ fn date_rules(resource_type: &str, body: &Value, issues: &mut Vec<Issue>) {
         if let Some(period) = body.get(element) {
             for bound in ["start", "end"] {
                 if let Some(value) = period.get(bound) {
-                    if !value
+                    if value
                         .as_str()
-                        .is_some_and(|text| super::date::parse_range(text).is_some())
+                        .is_none_or(|text| super::date::parse_range(text).is_none())
                     {
                         bad(&format!("{element}.{bound}"), issues);
                     }

@@ -31,6 +31,9 @@ pub enum Refresh {
     Invalid,
 }
 
+/// (session id, used at, user id, revoked at, expires at) of a presented refresh token.
+type RefreshRow = (String, Option<String>, String, Option<String>, String);
+
 type UserTuple = (String, String, String, String, String, Option<String>, bool);
 
 impl SqliteStore {
@@ -142,7 +145,7 @@ impl SqliteStore {
         grace_start: &str,
     ) -> Result<Refresh, StoreError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<(String, Option<String>, String, Option<String>, String)> = sqlx::query_as(
+        let row: Option<RefreshRow> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
         )

@@ -29,7 +29,7 @@ use crate::fhir::{
 const AUDIT_BATCH: usize = 512;
 
 enum AuditMsg {
-    Record(AuditRecord),
+    Record(Box<AuditRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -608,7 +608,11 @@ impl SqliteStore {
 
     pub fn audit(&self, record: AuditRecord) {
         // The writer task lives as long as the runtime; a send can only fail during shutdown.
-        if self.audit_tx.send(AuditMsg::Record(record)).is_err() {
+        if self
+            .audit_tx
+            .send(AuditMsg::Record(Box::new(record)))
+            .is_err()
+        {
             tracing::error!("audit record dropped: the audit writer has stopped");
         }
     }
@@ -776,7 +780,7 @@ async fn audit_writer(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<AuditM
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                AuditMsg::Record(record) => batch.push(record),
+                AuditMsg::Record(record) => batch.push(*record),
                 AuditMsg::Flush(done) => waiters.push(done),
             }
             if batch.len() < AUDIT_BATCH {
