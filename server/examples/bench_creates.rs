@@ -5,7 +5,7 @@
 //! create is one transaction: resource + history + search index + event + audit. Prints creates/s
 //! and the p50/p99/p99.9 latency of a create.
 //!
-//!     cargo run --release -p server --example bench_creates -- --clients 16 --seconds 10
+//!     cargo run --release -p server --example bench_creates -- --clients 16 --seconds 10 [--user dr.chen]
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,10 @@ fn arg(name: &str, default: u64) -> u64 {
 async fn main() {
     let clients = arg("--clients", 16) as usize;
     let seconds = arg("--seconds", 10);
+    let user = std::env::args()
+        .skip_while(|a| a != "--user")
+        .nth(1)
+        .unwrap_or_else(|| "dr.chen".to_owned());
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -42,7 +46,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let login: serde_json::Value = http
         .post(format!("{base}/auth/login"))
-        .json(&json!({"username": "dr.chen", "password": "rounds-demo"}))
+        .json(&json!({"username": user, "password": "rounds-demo"}))
         .send()
         .await
         .unwrap()

@@ -167,6 +167,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("could not open the database at {url}: {reason}")]
     Open { url: String, reason: String },
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -201,9 +203,15 @@ impl Store {
         body: Option<Value>,
     ) -> Result<Option<Written>, StoreError> {
         let written = self.backend.write(actor, resource_type, op, body).await?;
-        if let Some(last) = written.as_ref().and_then(|w| w.events.last()) {
-            // send_replace: never fails, even with no receiver yet.
-            self.head.send_replace(last.0);
+        if let Some(&(last, _)) = written.as_ref().and_then(|w| w.events.last()) {
+            // Answers of one commit batch arrive concurrently: only ever move the head forward.
+            self.head.send_if_modified(|head| {
+                let advanced = last > *head;
+                if advanced {
+                    *head = last;
+                }
+                advanced
+            });
         }
         Ok(written)
     }

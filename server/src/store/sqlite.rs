@@ -12,7 +12,7 @@ use app::events::{classify, Action, EventType};
 use serde_json::Value;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    QueryBuilder, Row, Sqlite, SqlitePool,
+    Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +27,17 @@ use crate::fhir::{
 
 /// Largest number of audit records committed in one batch.
 const AUDIT_BATCH: usize = 512;
+/// Largest number of writes committed in one transaction by the group-commit writer.
+const WRITE_BATCH: usize = 128;
+
+/// A write waiting for the group-commit writer.
+struct WriteJob {
+    actor: Actor,
+    resource_type: String,
+    op: WriteOp,
+    body: Option<Value>,
+    reply: oneshot::Sender<Result<Option<Written>, StoreError>>,
+}
 
 enum AuditMsg {
     Record(Box<AuditRecord>),
@@ -39,6 +50,7 @@ pub struct SqliteStore {
     readers: SqlitePool,
     writer: SqlitePool,
     audit_tx: mpsc::UnboundedSender<AuditMsg>,
+    write_tx: mpsc::UnboundedSender<WriteJob>,
 }
 
 impl SqliteStore {
@@ -77,10 +89,13 @@ impl SqliteStore {
 
         let (audit_tx, audit_rx) = mpsc::unbounded_channel();
         tokio::spawn(audit_writer(writer.clone(), audit_rx));
+        let (write_tx, write_rx) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit_writer(writer.clone(), write_rx));
         Ok(Self {
             readers,
             writer,
             audit_tx,
+            write_tx,
         })
     }
 
@@ -102,6 +117,7 @@ impl SqliteStore {
         )
     }
 
+    /// Queues a write for the group-commit writer and waits for its committed result.
     pub async fn write(
         &self,
         actor: &Actor,
@@ -109,285 +125,20 @@ impl SqliteStore {
         op: WriteOp,
         body: Option<Value>,
     ) -> Result<Option<Written>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (id, if_match, is_delete) = match &op {
-            WriteOp::Create => (uuid::Uuid::new_v4().to_string(), None, false),
-            WriteOp::Update { id, if_match } => (id.clone(), *if_match, false),
-            WriteOp::Delete { id, if_match } => (id.clone(), *if_match, true),
+        let (reply, answer) = oneshot::channel();
+        let job = WriteJob {
+            actor: actor.clone(),
+            resource_type: resource_type.to_owned(),
+            op,
+            body,
+            reply,
         };
-
-        let current: Option<(i64, bool, String)> = sqlx::query_as(
-            "SELECT version_id, deleted, content FROM resources WHERE rtype = ? AND id = ?",
-        )
-        .bind(resource_type)
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        if let (Some(expected), Some((actual, _, _))) = (if_match, &current) {
-            if expected != *actual {
-                return Err(StoreError::VersionConflict {
-                    expected,
-                    actual: *actual,
-                });
-            }
-        }
-        if let (Some(expected), None) = (if_match, &current) {
-            return Err(StoreError::VersionConflict {
-                expected,
-                actual: 0,
-            });
-        }
-
-        let previous_live: Option<Value> = match &current {
-            Some((_, false, content)) => serde_json::from_str(content).ok(),
-            _ => None,
-        };
-        let version_id = current.as_ref().map_or(1, |(v, _, _)| v + 1);
-        let now = format_instant(chrono::Utc::now());
-
-        let (action, mut content) = if is_delete {
-            match previous_live.clone() {
-                Some(previous) => (Action::Deleted, previous),
-                None if current.is_some() => return Ok(None), // already deleted: nothing to do
-                None => {
-                    return Err(StoreError::NotFound {
-                        resource_type: resource_type.to_owned(),
-                        id,
-                    })
-                }
-            }
-        } else {
-            let Some(body) = body else {
-                return Err(StoreError::Conflict("a write needs a body".into()));
-            };
-            let action = if previous_live.is_some() {
-                Action::Updated
-            } else {
-                Action::Created
-            };
-            (action, body)
-        };
-
-        if !is_delete {
-            let missing = self
-                .unresolved(&mut tx, resource_type, &id, &content)
-                .await?;
-            if !missing.is_empty() {
-                return Err(StoreError::UnresolvedReferences(missing));
-            }
-        }
-
-        stamp(&mut content, &id, version_id, &now);
-        let json: Arc<str> = Arc::from(content.to_string());
-        let patient_id = app::fhir::patient_id(&content);
-        let restricted = app::fhir::security_restricted(&content);
-        let unit_id = if is_delete {
-            None
-        } else {
-            app::fhir::encounter_unit(&content)
-        };
-        let entries = if is_delete {
-            Default::default()
-        } else {
-            index_entries(resource_type, &content)
-        };
-
-        sqlx::query(
-            "INSERT INTO resources (rtype, id, version_id, last_updated, deleted, patient_id, unit_id, restricted, sort_date, content)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (rtype, id) DO UPDATE SET
-               version_id = excluded.version_id, last_updated = excluded.last_updated,
-               deleted = excluded.deleted, patient_id = excluded.patient_id, unit_id = excluded.unit_id,
-               restricted = excluded.restricted, sort_date = excluded.sort_date,
-               content = excluded.content",
-        )
-        .bind(resource_type)
-        .bind(&id)
-        .bind(version_id)
-        .bind(&now)
-        .bind(is_delete)
-        .bind(&patient_id)
-        .bind(&unit_id)
-        .bind(restricted)
-        .bind(&entries.sort_date)
-        .bind(&*json)
-        .execute(&mut *tx)
-        .await?;
-
-        sqlx::query(
-            "INSERT INTO resource_history (rtype, id, version_id, last_updated, deleted, content)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(resource_type)
-        .bind(&id)
-        .bind(version_id)
-        .bind(&now)
-        .bind(is_delete)
-        .bind(&*json)
-        .execute(&mut *tx)
-        .await?;
-
-        if current.is_some() {
-            sqlx::query("DELETE FROM search_index WHERE rtype = ? AND id = ?")
-                .bind(resource_type)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM search_dates WHERE rtype = ? AND id = ?")
-                .bind(resource_type)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // SQLite allows 32766 bound parameters; chunk to stay far below.
-        for chunk in entries.values.chunks(1000) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO search_index (rtype, id, param, system, value) ",
-            );
-            insert.push_values(chunk, |mut row, (param, system, value)| {
-                row.push_bind(resource_type)
-                    .push_bind(&id)
-                    .push_bind(*param)
-                    .push_bind(system)
-                    .push_bind(value);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        for chunk in entries.dates.chunks(1000) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO search_dates (rtype, id, param, start_at, end_at) ",
-            );
-            insert.push_values(chunk, |mut row, (param, start, end)| {
-                row.push_bind(resource_type)
-                    .push_bind(&id)
-                    .push_bind(*param)
-                    .push_bind(start)
-                    .push_bind(end);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-
-        // The events, numbered from the counter whose row lock we now hold until commit.
-        let derived = classify(resource_type, action, previous_live.as_ref(), &content);
-        let count = derived.len() as i64;
-        let last_seq: i64 = sqlx::query_scalar(
-            "UPDATE event_counter SET seq = seq + ? WHERE singleton = 1 RETURNING seq",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        let first_seq = last_seq - count + 1;
-        let mut events = Vec::with_capacity(derived.len());
-        if !derived.is_empty() {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO event_log (seq, event_type, action, resource_type, resource_id, version_id, patient_id, rooms, user_id, ts) ",
-            );
-            let rows: Vec<(i64, EventType, String)> = derived
-                .iter()
-                .enumerate()
-                .map(|(i, event)| {
-                    let rooms = serde_json::to_string(&event.rooms).unwrap_or_else(|_| "[]".into());
-                    (first_seq + i as i64, event.event_type, rooms)
-                })
-                .collect();
-            insert.push_values(&rows, |mut row, (seq, event_type, rooms)| {
-                row.push_bind(*seq)
-                    .push_bind(event_type.as_str())
-                    .push_bind(action.as_str())
-                    .push_bind(resource_type)
-                    .push_bind(&id)
-                    .push_bind(version_id)
-                    .push_bind(&patient_id)
-                    .push_bind(rooms)
-                    .push_bind(&actor.user_id)
-                    .push_bind(&now);
-            });
-            insert.build().execute(&mut *tx).await?;
-            events.extend(
-                rows.into_iter()
-                    .map(|(seq, event_type, _)| (seq, event_type)),
-            );
-        }
-
-        let (audit_action, operation) = match action {
-            Action::Created => ("C", "create"),
-            Action::Updated => ("U", "update"),
-            Action::Deleted => ("D", "delete"),
-        };
-        insert_audit(
-            &mut tx,
-            &AuditRecord {
-                ts: now.clone(),
-                user_id: actor.user_id.clone(),
-                action: audit_action,
-                operation: operation.to_owned(),
-                resource_type: Some(resource_type.to_owned()),
-                resource_id: Some(id.clone()),
-                patient_id: patient_id.clone(),
-                outcome: "0",
-                detail: Some(format!(
-                    "version {version_id}; events {first_seq}..={last_seq}"
-                )),
-                source: actor.source.clone(),
-            },
-        )
-        .await?;
-
-        tx.commit().await?;
-        Ok(Some(Written {
-            resource: Stored {
-                resource_type: resource_type.to_owned(),
-                id,
-                version_id,
-                last_updated: now,
-                deleted: is_delete,
-                json,
-            },
-            action,
-            events,
-        }))
-    }
-
-    /// References in `content` that name no live resource (a resource may refer to itself).
-    async fn unresolved(
-        &self,
-        tx: &mut sqlx::Transaction<'_, Sqlite>,
-        resource_type: &str,
-        id: &str,
-        content: &Value,
-    ) -> Result<Vec<String>, StoreError> {
-        let references = literal_references(content);
-        let mut missing: Vec<String> = Vec::new();
-        let mut lookup = Vec::new();
-        for (rtype, target) in references {
-            if rtype.is_empty() {
-                missing.push(target);
-            } else if !(rtype == resource_type && target == id) {
-                lookup.push((rtype, target));
-            }
-        }
-        for chunk in lookup.chunks(400) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT rtype, id FROM resources WHERE deleted = 0 AND (rtype, id) IN (",
-            );
-            let mut separated = query.separated(", ");
-            for (rtype, target) in chunk {
-                separated.push("(");
-                separated.push_bind_unseparated(rtype);
-                separated.push_unseparated(", ");
-                separated.push_bind_unseparated(target);
-                separated.push_unseparated(")");
-            }
-            query.push(")");
-            let found: Vec<(String, String)> = query.build_query_as().fetch_all(&mut **tx).await?;
-            for pair in chunk {
-                if !found.contains(pair) {
-                    missing.push(format!("{}/{}", pair.0, pair.1));
-                }
-            }
-        }
-        Ok(missing)
+        self.write_tx
+            .send(job)
+            .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Commit("the writer has stopped".into()))?
     }
 
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<ReadOutcome, StoreError> {
@@ -689,6 +440,290 @@ impl SqliteStore {
     }
 }
 
+/// One write inside the caller's transaction (a savepoint of the group commit).
+async fn write_one(
+    conn: &mut SqliteConnection,
+    actor: &Actor,
+    resource_type: &str,
+    op: WriteOp,
+    body: Option<Value>,
+) -> Result<Option<Written>, StoreError> {
+    let (id, if_match, is_delete) = match &op {
+        WriteOp::Create => (uuid::Uuid::new_v4().to_string(), None, false),
+        WriteOp::Update { id, if_match } => (id.clone(), *if_match, false),
+        WriteOp::Delete { id, if_match } => (id.clone(), *if_match, true),
+    };
+
+    let current: Option<(i64, bool, String)> = sqlx::query_as(
+        "SELECT version_id, deleted, content FROM resources WHERE rtype = ? AND id = ?",
+    )
+    .bind(resource_type)
+    .bind(&id)
+    .fetch_optional(&mut *conn)
+    .await?;
+
+    if let (Some(expected), Some((actual, _, _))) = (if_match, &current) {
+        if expected != *actual {
+            return Err(StoreError::VersionConflict {
+                expected,
+                actual: *actual,
+            });
+        }
+    }
+    if let (Some(expected), None) = (if_match, &current) {
+        return Err(StoreError::VersionConflict {
+            expected,
+            actual: 0,
+        });
+    }
+
+    let previous_live: Option<Value> = match &current {
+        Some((_, false, content)) => serde_json::from_str(content).ok(),
+        _ => None,
+    };
+    let version_id = current.as_ref().map_or(1, |(v, _, _)| v + 1);
+    let now = format_instant(chrono::Utc::now());
+
+    let (action, mut content) = if is_delete {
+        match previous_live.clone() {
+            Some(previous) => (Action::Deleted, previous),
+            None if current.is_some() => return Ok(None), // already deleted: nothing to do
+            None => {
+                return Err(StoreError::NotFound {
+                    resource_type: resource_type.to_owned(),
+                    id,
+                })
+            }
+        }
+    } else {
+        let Some(body) = body else {
+            return Err(StoreError::Conflict("a write needs a body".into()));
+        };
+        let action = if previous_live.is_some() {
+            Action::Updated
+        } else {
+            Action::Created
+        };
+        (action, body)
+    };
+
+    if !is_delete {
+        let missing = unresolved(conn, resource_type, &id, &content).await?;
+        if !missing.is_empty() {
+            return Err(StoreError::UnresolvedReferences(missing));
+        }
+    }
+
+    stamp(&mut content, &id, version_id, &now);
+    let json: Arc<str> = Arc::from(content.to_string());
+    let patient_id = app::fhir::patient_id(&content);
+    let restricted = app::fhir::security_restricted(&content);
+    let unit_id = if is_delete {
+        None
+    } else {
+        app::fhir::encounter_unit(&content)
+    };
+    let entries = if is_delete {
+        Default::default()
+    } else {
+        index_entries(resource_type, &content)
+    };
+
+    sqlx::query(
+        "INSERT INTO resources (rtype, id, version_id, last_updated, deleted, patient_id, unit_id, restricted, sort_date, content)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (rtype, id) DO UPDATE SET
+           version_id = excluded.version_id, last_updated = excluded.last_updated,
+           deleted = excluded.deleted, patient_id = excluded.patient_id, unit_id = excluded.unit_id,
+           restricted = excluded.restricted, sort_date = excluded.sort_date,
+           content = excluded.content",
+    )
+    .bind(resource_type)
+    .bind(&id)
+    .bind(version_id)
+    .bind(&now)
+    .bind(is_delete)
+    .bind(&patient_id)
+    .bind(&unit_id)
+    .bind(restricted)
+    .bind(&entries.sort_date)
+    .bind(&*json)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        "INSERT INTO resource_history (rtype, id, version_id, last_updated, deleted, content)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(resource_type)
+    .bind(&id)
+    .bind(version_id)
+    .bind(&now)
+    .bind(is_delete)
+    .bind(&*json)
+    .execute(&mut *conn)
+    .await?;
+
+    if current.is_some() {
+        sqlx::query("DELETE FROM search_index WHERE rtype = ? AND id = ?")
+            .bind(resource_type)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM search_dates WHERE rtype = ? AND id = ?")
+            .bind(resource_type)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    // SQLite allows 32766 bound parameters; chunk to stay far below.
+    for chunk in entries.values.chunks(1000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO search_index (rtype, id, param, system, value) ",
+        );
+        insert.push_values(chunk, |mut row, (param, system, value)| {
+            row.push_bind(resource_type)
+                .push_bind(&id)
+                .push_bind(*param)
+                .push_bind(system)
+                .push_bind(value);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    for chunk in entries.dates.chunks(1000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO search_dates (rtype, id, param, start_at, end_at) ",
+        );
+        insert.push_values(chunk, |mut row, (param, start, end)| {
+            row.push_bind(resource_type)
+                .push_bind(&id)
+                .push_bind(*param)
+                .push_bind(start)
+                .push_bind(end);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+
+    // The events, numbered from the counter whose row lock we now hold until commit.
+    let derived = classify(resource_type, action, previous_live.as_ref(), &content);
+    let count = derived.len() as i64;
+    let last_seq: i64 = sqlx::query_scalar(
+        "UPDATE event_counter SET seq = seq + ? WHERE singleton = 1 RETURNING seq",
+    )
+    .bind(count)
+    .fetch_one(&mut *conn)
+    .await?;
+    let first_seq = last_seq - count + 1;
+    let mut events = Vec::with_capacity(derived.len());
+    if !derived.is_empty() {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO event_log (seq, event_type, action, resource_type, resource_id, version_id, patient_id, rooms, user_id, ts) ",
+        );
+        let rows: Vec<(i64, EventType, String)> = derived
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let rooms = serde_json::to_string(&event.rooms).unwrap_or_else(|_| "[]".into());
+                (first_seq + i as i64, event.event_type, rooms)
+            })
+            .collect();
+        insert.push_values(&rows, |mut row, (seq, event_type, rooms)| {
+            row.push_bind(*seq)
+                .push_bind(event_type.as_str())
+                .push_bind(action.as_str())
+                .push_bind(resource_type)
+                .push_bind(&id)
+                .push_bind(version_id)
+                .push_bind(&patient_id)
+                .push_bind(rooms)
+                .push_bind(&actor.user_id)
+                .push_bind(&now);
+        });
+        insert.build().execute(&mut *conn).await?;
+        events.extend(
+            rows.into_iter()
+                .map(|(seq, event_type, _)| (seq, event_type)),
+        );
+    }
+
+    let (audit_action, operation) = match action {
+        Action::Created => ("C", "create"),
+        Action::Updated => ("U", "update"),
+        Action::Deleted => ("D", "delete"),
+    };
+    insert_audit(
+        conn,
+        &AuditRecord {
+            ts: now.clone(),
+            user_id: actor.user_id.clone(),
+            action: audit_action,
+            operation: operation.to_owned(),
+            resource_type: Some(resource_type.to_owned()),
+            resource_id: Some(id.clone()),
+            patient_id: patient_id.clone(),
+            outcome: "0",
+            detail: Some(format!(
+                "version {version_id}; events {first_seq}..={last_seq}"
+            )),
+            source: actor.source.clone(),
+        },
+    )
+    .await?;
+
+    Ok(Some(Written {
+        resource: Stored {
+            resource_type: resource_type.to_owned(),
+            id,
+            version_id,
+            last_updated: now,
+            deleted: is_delete,
+            json,
+        },
+        action,
+        events,
+    }))
+}
+
+/// References in `content` that name no live resource (a resource may refer to itself).
+async fn unresolved(
+    conn: &mut SqliteConnection,
+    resource_type: &str,
+    id: &str,
+    content: &Value,
+) -> Result<Vec<String>, StoreError> {
+    let references = literal_references(content);
+    let mut missing: Vec<String> = Vec::new();
+    let mut lookup = Vec::new();
+    for (rtype, target) in references {
+        if rtype.is_empty() {
+            missing.push(target);
+        } else if !(rtype == resource_type && target == id) {
+            lookup.push((rtype, target));
+        }
+    }
+    for chunk in lookup.chunks(400) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT rtype, id FROM resources WHERE deleted = 0 AND (rtype, id) IN (",
+        );
+        let mut separated = query.separated(", ");
+        for (rtype, target) in chunk {
+            separated.push("(");
+            separated.push_bind_unseparated(rtype);
+            separated.push_unseparated(", ");
+            separated.push_bind_unseparated(target);
+            separated.push_unseparated(")");
+        }
+        query.push(")");
+        let found: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        for pair in chunk {
+            if !found.contains(pair) {
+                missing.push(format!("{}/{}", pair.0, pair.1));
+            }
+        }
+    }
+    Ok(missing)
+}
+
 /// Sets `id` and the server-owned parts of `meta`, keeping what the client put in `meta`.
 fn stamp(content: &mut Value, id: &str, version_id: i64, now: &str) {
     if let Value::Object(map) = content {
@@ -750,7 +785,7 @@ fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> AuditRow {
 }
 
 async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     record: &AuditRecord,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -767,9 +802,76 @@ async fn insert_audit(
     .bind(record.outcome)
     .bind(&record.detail)
     .bind(&record.source)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The group-commit writer: takes every write waiting at the moment, runs each in its own
+/// SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers. A write
+/// that fails rolls back to its savepoint alone (its `seq` numbers with it); if the COMMIT itself
+/// fails, every write of the batch is told so and none of them happened. Under load this turns
+/// many small commits (each rewriting the same index pages to the WAL) into one.
+async fn group_commit_writer(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(error) => {
+                let message = error.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Commit(message.clone())));
+                }
+                continue;
+            }
+        };
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let outcome = async {
+                let mut savepoint = tx.begin().await?;
+                match write_one(
+                    &mut savepoint,
+                    &job.actor,
+                    &job.resource_type,
+                    job.op,
+                    job.body,
+                )
+                .await
+                {
+                    Ok(written) => {
+                        savepoint.commit().await?;
+                        Ok(written)
+                    }
+                    Err(error) => {
+                        savepoint.rollback().await?;
+                        Err(error)
+                    }
+                }
+            }
+            .await;
+            outcomes.push((job.reply, outcome));
+        }
+        match tx.commit().await {
+            Ok(()) => {
+                for (reply, outcome) in outcomes {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!(%message, "group commit failed; every write of the batch is refused");
+                for (reply, _) in outcomes {
+                    let _ = reply.send(Err(StoreError::Commit(message.clone())));
+                }
+            }
+        }
+    }
 }
 
 /// Commits audit records in batches, off the request path; retries a failed batch.
@@ -807,7 +909,7 @@ async fn audit_writer(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<AuditM
 async fn commit_audit_batch(writer: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     for record in batch {
-        insert_audit(&mut tx, record).await?;
+        insert_audit(&mut *tx, record).await?;
     }
     tx.commit().await
 }
