@@ -909,7 +909,7 @@ async fn audit_writer(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<AuditM
 async fn commit_audit_batch(writer: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     for record in batch {
-        insert_audit(&mut *tx, record).await?;
+        insert_audit(&mut tx, record).await?;
     }
     tx.commit().await
 }
