@@ -13,10 +13,17 @@ started=$(date +%s)
 echo "[test] building the release (server + WASM)"
 cargo leptos build --release
 
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
 echo "[test] Rust tests"
-cargo test --release -p app -p server
+# Library, binary and integration tests (the crates have no doc tests).
+cargo test --release -p app -p server --lib --bins --tests 2>&1 | tee "$log"
 
 echo "[test] Playwright suite (Debian Chromium, headless)"
-(cd end2end && npx playwright test)
+(cd end2end && npx playwright test) 2>&1 | tee -a "$log"
 
-echo "[test] all suites passed in $(( $(date +%s) - started )) s"
+rust=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+browser=$(grep -oE '^ +[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "[test] all suites passed in $(( $(date +%s) - started )) s: $rust Rust tests, $browser Playwright tests"
+echo "total: $(( rust + browser )) passed, 0 failed"

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod events;
 pub mod fhir;
+pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};

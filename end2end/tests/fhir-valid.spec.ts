@@ -19,6 +19,7 @@ const TYPES = [
   'DocumentReference',
   'Flag',
   'Task',
+  'AuditEvent',
 ] as const;
 
 // One login per worker, not per test.

@@ -15,6 +15,7 @@
 //! Callers: the FHIR API (every read, search and write), server functions, and later every room
 //! join and every delivery. The store applies a `Visibility` in SQL; nothing here touches SQL.
 
+use app::events::Room;
 use serde_json::Value;
 
 use crate::{
@@ -104,6 +105,13 @@ pub async fn check_read(
     stored: &Stored,
 ) -> Result<Option<String>, FhirError> {
     let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+    if stored.resource_type == "Subscription" && !crate::subscriptions::may_use(user, &resource) {
+        // Its criteria names the patients it watches: only its owner (and admins) may see it.
+        return Err(FhirError::NotFound(format!(
+            "{}/{} is not known",
+            stored.resource_type, stored.id
+        )));
+    }
     let patient = app::fhir::patient_id(&resource);
     let restricted = app::fhir::security_restricted(&resource);
     if patient.is_none() && !restricted {
@@ -126,6 +134,51 @@ pub async fn check_read(
         }
     }
     Ok(patient)
+}
+
+/// Whether `user` may join `room`, given their current `visibility`; `Err` carries the reason
+/// sent back in `subscribed.denied`. Facility alerts are open to every signed-in user, though each
+/// alert still reaches only those who may see its patient (see [`may_receive`]).
+pub fn may_join(user: &AuthUser, visibility: &Visibility, room: &Room) -> Result<(), &'static str> {
+    match room {
+        Room::FacilityAlerts => Ok(()),
+        Room::PharmacyQueue => match user.role {
+            Role::Pharmacist | Role::Admin => Ok(()),
+            _ => Err("only pharmacists may join the pharmacy queue"),
+        },
+        Room::Unit(unit) => {
+            if user.role == Role::Admin || user.units.iter().any(|u| u == unit) {
+                Ok(())
+            } else {
+                Err("you do not work on this unit")
+            }
+        }
+        Room::Patient(patient) => {
+            if visibility.allows_patient(patient) {
+                Ok(())
+            } else {
+                Err("you have no access to this patient")
+            }
+        }
+    }
+}
+
+/// Whether one event's resource may be delivered to `user`: the same rule as a read, applied on
+/// every delivery so that a revoked access stops the flow without a reconnect.
+pub fn may_receive(
+    user: &AuthUser,
+    visibility: &Visibility,
+    resource_type: &str,
+    patient_id: Option<&str>,
+    restricted: bool,
+) -> bool {
+    if patient_id.is_some()
+        && user.role == Role::Pharmacist
+        && !PHARMACY_TYPES.contains(&resource_type)
+    {
+        return false;
+    }
+    visibility.allows(patient_id, restricted)
 }
 
 /// Which roles may write which types (before the per-patient check).

@@ -57,6 +57,8 @@ const ISSUER: &str = "rounds";
 pub enum Purpose {
     Access,
     Ws,
+    /// Binding one FHIR Subscription on `/ws/subscriptions-r4`.
+    Bind,
 }
 
 /// The claims of our JWTs.
@@ -71,6 +73,16 @@ pub struct Claims {
     pub role: Role,
     pub name: String,
     pub purpose: Purpose,
+    /// The session id again, under the name `@medplum/core` looks for to recognise a server
+    /// whose profile it can fetch from `/auth/me`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_id: Option<String>,
+    /// For `Bind` tokens: the Subscription they bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    /// For tokens issued to an OAuth client: its id (checked by `@medplum/core`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// Signing keys and the session revocation cache; created once at start-up.
@@ -109,8 +121,37 @@ impl AuthKeys {
         purpose: Purpose,
         ttl: Duration,
     ) -> Result<String, FhirError> {
+        self.sign(self.claims(user, sid, purpose, ttl))
+    }
+
+    /// A token that binds Subscription `subscription_id` on `/ws/subscriptions-r4`.
+    pub fn issue_bind(
+        &self,
+        user: &UserInfo,
+        sid: &str,
+        subscription_id: &str,
+        ttl: Duration,
+    ) -> Result<String, FhirError> {
+        let mut claims = self.claims(user, sid, Purpose::Bind, ttl);
+        claims.subscription_id = Some(subscription_id.to_owned());
+        self.sign(claims)
+    }
+
+    /// An access token for an OAuth client (`client_id` is echoed as a claim).
+    pub fn issue_for_client(
+        &self,
+        user: &UserInfo,
+        sid: &str,
+        client_id: &str,
+    ) -> Result<String, FhirError> {
+        let mut claims = self.claims(user, sid, Purpose::Access, ACCESS_TTL);
+        claims.client_id = Some(client_id.to_owned());
+        self.sign(claims)
+    }
+
+    fn claims(&self, user: &UserInfo, sid: &str, purpose: Purpose, ttl: Duration) -> Claims {
         let now = Utc::now().timestamp();
-        let claims = Claims {
+        Claims {
             sub: user.id.clone(),
             iss: ISSUER.into(),
             iat: now,
@@ -119,9 +160,20 @@ impl AuthKeys {
             role: user.role,
             name: user.name.clone(),
             purpose,
-        };
+            login_id: (purpose == Purpose::Access).then(|| sid.to_owned()),
+            subscription_id: None,
+            client_id: None,
+        }
+    }
+
+    fn sign(&self, claims: Claims) -> Result<String, FhirError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| FhirError::Internal(format!("signing a token: {e}")))
+    }
+
+    /// Whether session `sid` is still active (cached for a few seconds).
+    pub async fn session_is_active(&self, store: &Store, sid: &str) -> bool {
+        self.session_active(store, sid).await.unwrap_or(false)
     }
 
     /// Verifies signature, algorithm (HS256 only: `alg: none` and others are refused), issuer,
@@ -267,7 +319,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, FhirError> {
 }
 
 /// Same-origin check for cookie-authenticated state-changing requests.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -311,6 +363,43 @@ pub async fn authenticate(
     };
     let claims = state.auth.verify(token, Purpose::Access)?;
     user_from_claims(state, claims, via_cookie, headers, method).await
+}
+
+/// Authenticates a WebSocket upgrade: a `?token=` (WebSocket purpose), a bearer header, or the
+/// session cookie (then the page's Origin must be ours: no cross-site socket hijacking). Returns
+/// the user and when the socket must close (unix seconds): the access token's expiry, or for a
+/// `?token=` one access-token lifetime after it was issued, since that token only opens sockets.
+pub async fn authenticate_socket(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(AuthUser, i64), FhirError> {
+    if let Some(token) = query_token {
+        let claims = state.auth.verify(token, Purpose::Ws)?;
+        let expires = claims.iat + ACCESS_TTL.as_secs() as i64;
+        let user = user_from_claims(state, claims, false, headers, &Method::GET).await?;
+        return Ok((user, expires));
+    }
+    let (token, via_cookie) = match bearer(headers)? {
+        Some(token) => (token, false),
+        None => match cookie(headers, ACCESS_COOKIE) {
+            Some(token) => (token, true),
+            None => {
+                return Err(FhirError::Unauthorized(
+                    "sign in first: no access token was sent".into(),
+                ))
+            }
+        },
+    };
+    if via_cookie && headers.contains_key(header::ORIGIN) && !same_origin(headers) {
+        return Err(FhirError::Forbidden(
+            "cross-site WebSocket refused (Origin does not match)".into(),
+        ));
+    }
+    let claims = state.auth.verify(token, Purpose::Access)?;
+    let expires = claims.exp;
+    let user = user_from_claims(state, claims, via_cookie, headers, &Method::GET).await?;
+    Ok((user, expires))
 }
 
 /// Turns verified claims into a user, checking the session and (for cookies) the origin.
@@ -434,14 +523,8 @@ fn token_hash(token: &str) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
 }
 
-fn set_cookie(
-    keys: &AuthKeys,
-    name: &str,
-    value: &str,
-    max_age: Duration,
-    same_site: &str,
-) -> String {
-    let secure = if keys.secure_cookies { "; Secure" } else { "" };
+fn set_cookie(name: &str, value: &str, max_age: Duration, same_site: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     format!(
         "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={}{secure}",
         max_age.as_secs()
@@ -491,14 +574,20 @@ pub struct IssuedSession {
 /// Issues an access token for session `sid` and the cookies for it and `refresh`.
 pub fn session_cookies(
     state: &AppState,
+    headers: &HeaderMap,
     user: &UserInfo,
     sid: &str,
     refresh: &str,
 ) -> Result<IssuedSession, FhirError> {
     let access_token = state.auth.issue(user, sid, Purpose::Access, ACCESS_TTL)?;
+    let secure = state.auth.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
     let cookies = vec![
-        set_cookie(&state.auth, ACCESS_COOKIE, &access_token, ACCESS_TTL, "Lax"),
-        set_cookie(&state.auth, REFRESH_COOKIE, refresh, SESSION_TTL, "Strict"),
+        set_cookie(ACCESS_COOKIE, &access_token, ACCESS_TTL, "Lax", secure),
+        set_cookie(REFRESH_COOKIE, refresh, SESSION_TTL, "Strict", secure),
     ];
     Ok(IssuedSession {
         user: user.clone(),
@@ -641,7 +730,7 @@ async fn login(
     let (user, sid, refresh) =
         sign_in(&state, &request.username, &request.password, &address).await?;
     Ok(session_response(session_cookies(
-        &state, &user, &sid, &refresh,
+        &state, &headers, &user, &sid, &refresh,
     )?))
 }
 
@@ -684,13 +773,18 @@ pub async fn refresh_session(
                 name: user.name,
                 role,
             };
-            session_cookies(state, &info, &session_id, &next)
+            session_cookies(state, headers, &info, &session_id, &next)
         }
         Refresh::Replayed {
             session_id,
             user_id,
         } => {
             state.auth.forget_session(&session_id);
+            state.hub.close_session(
+                &session_id,
+                app::wire::CLOSE_UNAUTHORIZED,
+                "session revoked",
+            );
             let address = client_address(headers, None);
             audit_auth(
                 &state.store,
@@ -742,6 +836,9 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) {
         tracing::warn!(%error, "could not revoke a session at sign-out");
     }
     state.auth.forget_session(&sid);
+    state
+        .hub
+        .close_session(&sid, app::wire::CLOSE_UNAUTHORIZED, "signed out");
     audit_auth(
         &state.store,
         Some(data.claims.sub),
@@ -759,14 +856,170 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     response
 }
 
-async fn me(user: AuthUser) -> Json<serde_json::Value> {
+/// Who is signed in. `profile` is the user's Practitioner resource, the shape `@medplum/core`
+/// reads after signing in.
+async fn me(State(state): State<AppState>, user: AuthUser) -> Json<serde_json::Value> {
+    let profile = match &user.practitioner_id {
+        Some(id) => match state.store.read("Practitioner", id).await {
+            Ok(crate::store::ReadOutcome::Found(stored)) => {
+                serde_json::from_str(&stored.json).unwrap_or(serde_json::Value::Null)
+            }
+            _ => json!({"resourceType": "Practitioner", "id": id}),
+        },
+        None => {
+            json!({"resourceType": "Practitioner", "id": user.id, "name": [{"text": user.name}]})
+        }
+    };
     Json(json!({
         "id": user.id,
         "name": user.name,
         "role": user.role,
         "practitioner_id": user.practitioner_id,
         "units": user.units,
+        "profile": profile,
     }))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /oauth2/token` (form-encoded) for API clients such as `@medplum/core`:
+/// `client_credentials` (client id = a Rounds username, secret = its password, in the form or
+/// HTTP Basic) and `password`. The same sign-in as `/auth/login`: throttled and audited.
+pub async fn oauth_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: String,
+) -> Response {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response()
+    };
+    let Ok(request) = serde_urlencoded_form(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected a form-encoded body with grant_type",
+        );
+    };
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        });
+    let (username, password, client_id) = match request.grant_type.as_str() {
+        "client_credentials" => match (
+            request.client_id.clone(),
+            request.client_secret.clone(),
+            basic,
+        ) {
+            (Some(id), Some(secret), _) => (id.clone(), secret, Some(id)),
+            (_, _, Some((id, secret))) => (id.clone(), secret, Some(id)),
+            _ => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "client_id and client_secret are required",
+                )
+            }
+        },
+        "password" => match (request.username.clone(), request.password.clone()) {
+            (Some(user), Some(password)) => (user, password, request.client_id.clone()),
+            _ => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                )
+            }
+        },
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "supported: client_credentials, password",
+            )
+        }
+    };
+    let address = client_address(&headers, Some(peer));
+    let (user, sid, _refresh) = match sign_in(&state, &username, &password, &address).await {
+        Ok(signed_in) => signed_in,
+        Err(FhirError::TooManyRequests { message, .. }) => {
+            return oauth_error(StatusCode::TOO_MANY_REQUESTS, "invalid_grant", &message)
+        }
+        Err(_) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "wrong credentials",
+            )
+        }
+    };
+    let token = match client_id {
+        Some(client) => state.auth.issue_for_client(&user, &sid, &client),
+        None => state.auth.issue(&user, &sid, Purpose::Access, ACCESS_TTL),
+    };
+    let Ok(token) = token else {
+        return oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "could not sign a token",
+        );
+    };
+    let practitioner = state
+        .store
+        .user_by_id(&user.id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.practitioner_id);
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TTL.as_secs(),
+            "scope": "openid",
+            "profile": {"reference": format!("Practitioner/{}", practitioner.unwrap_or(user.id.clone()))},
+        })),
+    )
+        .into_response()
+}
+
+fn serde_urlencoded_form(body: &str) -> Result<TokenRequest, ()> {
+    let mut map = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(body.as_bytes()) {
+        map.insert(
+            key.into_owned(),
+            serde_json::Value::String(value.into_owned()),
+        );
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|_| ())
 }
 
 /// A single-purpose token for `GET /ws?token=`, valid for two minutes.

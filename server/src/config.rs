@@ -29,6 +29,15 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a just-rotated refresh token is still accepted (tabs refreshing together).
     pub refresh_grace: Duration,
+    /// Mark session cookies `Secure` (served over TLS). Requests forwarded with
+    /// `X-Forwarded-Proto: https` get `Secure` cookies either way.
+    pub secure_cookies: bool,
+    /// How often a WebSocket gets a `heartbeat` (and a ping); two unanswered ones close it.
+    pub heartbeat: Duration,
+    /// How long the event log keeps events for replay; an older `after_seq` answers `reset`.
+    pub event_retention: Duration,
+    /// Frames that may wait for one WebSocket before it is closed as too slow (4408).
+    pub ws_queue_frames: usize,
 }
 
 impl fmt::Debug for Config {
@@ -43,6 +52,10 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("refresh_grace", &self.refresh_grace)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("heartbeat", &self.heartbeat)
+            .field("event_retention", &self.event_retention)
+            .field("ws_queue_frames", &self.ws_queue_frames)
             .finish()
     }
 }
@@ -59,6 +72,10 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             refresh_grace: Duration::from_secs(30),
+            secure_cookies: false,
+            heartbeat: Duration::from_secs(30),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            ws_queue_frames: 4096,
         }
     }
 }
@@ -98,6 +115,11 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "true|false: load demo data into an empty database [true]",
     ),
     (
+        "--secure-cookies",
+        "ROUNDS_SECURE_COOKIES",
+        "true|false: mark session cookies Secure (behind TLS) [false]",
+    ),
+    (
         "--site-root",
         "ROUNDS_SITE_ROOT",
         "directory of the compiled site [target/site]",
@@ -111,6 +133,21 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "--shutdown-grace-secs",
         "ROUNDS_SHUTDOWN_GRACE_SECS",
         "seconds to finish requests on shutdown [10]",
+    ),
+    (
+        "--heartbeat-ms",
+        "ROUNDS_HEARTBEAT_MS",
+        "WebSocket heartbeat period in ms; two missed pongs close the socket [30000]",
+    ),
+    (
+        "--event-retention-hours",
+        "ROUNDS_EVENT_RETENTION_HOURS",
+        "hours the event log keeps events for replay [168]",
+    ),
+    (
+        "--ws-queue-frames",
+        "ROUNDS_WS_QUEUE_FRAMES",
+        "frames queued per WebSocket before it is closed as too slow [4096]",
     ),
 ];
 
@@ -193,6 +230,10 @@ impl Config {
                     config.seed_demo =
                         parse_bool(&value).ok_or_else(|| invalid("expected true or false"))?
                 }
+                "--secure-cookies" => {
+                    config.secure_cookies =
+                        parse_bool(&value).ok_or_else(|| invalid("expected true or false"))?
+                }
                 "--site-root" => config.site_root = PathBuf::from(&value),
                 "--max-body-bytes" => {
                     config.max_body_bytes = parse_positive(&value)
@@ -204,6 +245,26 @@ impl Config {
                             .ok_or_else(|| invalid("expected a positive integer"))?
                             as u64,
                     )
+                }
+                "--heartbeat-ms" => {
+                    config.heartbeat = Duration::from_millis(
+                        parse_positive(&value)
+                            .filter(|ms| *ms >= 100)
+                            .ok_or_else(|| invalid("expected milliseconds, at least 100"))?
+                            as u64,
+                    )
+                }
+                "--event-retention-hours" => {
+                    config.event_retention = Duration::from_secs(
+                        3600 * parse_positive(&value)
+                            .ok_or_else(|| invalid("expected a positive number of hours"))?
+                            as u64,
+                    )
+                }
+                "--ws-queue-frames" => {
+                    config.ws_queue_frames = parse_positive(&value)
+                        .filter(|n| *n >= 16)
+                        .ok_or_else(|| invalid("expected an integer of at least 16"))?
                 }
                 _ => unreachable!("flags are checked against OPTIONS above"),
             }

@@ -9,10 +9,13 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod fhir;
+pub mod metrics;
+pub mod realtime;
 pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod subscriptions;
 pub mod web;
 
 pub use config::Config;

@@ -66,10 +66,17 @@ impl Application {
             .site_addr(local_addr)
             .env(Env::PROD)
             .build();
+        let metrics = crate::metrics::Metrics::new();
+        // Live delivery starts at the head: what was committed before start-up is replayed to
+        // clients that resume with after_seq.
+        let hub = crate::realtime::Hub::new(metrics.clone(), store.head());
         let state = AppState {
+            hub,
+            metrics,
+            subscriptions: crate::subscriptions::Subscriptions::new(),
             auth: Arc::new(AuthKeys::new(
                 &config.jwt_secret,
-                false,
+                config.secure_cookies,
                 config.refresh_grace,
             )),
             config: Arc::new(config),
@@ -77,6 +84,9 @@ impl Application {
             leptos,
         };
         let router = router(&state);
+        crate::realtime::dispatcher::spawn(state.clone());
+        crate::realtime::spawn_retention(state.clone());
+        crate::subscriptions::spawn_matcher(state.clone());
         Ok(Self {
             listener,
             local_addr,
@@ -110,6 +120,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let store = self.state.store.clone();
+        let hub = self.state.hub.clone();
         // axum does not set TCP_NODELAY; without it small frames wait for Nagle (tens of ms).
         let listener = self.listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
@@ -122,9 +133,15 @@ impl Application {
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopped_tx.send(());
+        .with_graceful_shutdown({
+            let hub = hub.clone();
+            async move {
+                stop.await;
+                // Upgraded sockets are not hyper's to wait for: close them ourselves (1001,
+                // after what is queued is written).
+                hub.shutdown();
+                let _ = stopped_tx.send(());
+            }
         });
         let serving = tokio::spawn(async move { serve.await });
         let result = tokio::select! {
@@ -137,6 +154,14 @@ impl Application {
                 Ok(())
             }
         };
+        let drained = tokio::time::timeout(grace, async {
+            while hub.connections() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        if drained.await.is_err() {
+            tracing::warn!("sockets still open after the grace period");
+        }
         if let Err(error) = store.flush_audit().await {
             tracing::error!(%error, "flushing the audit trail at shutdown");
         }
@@ -148,11 +173,23 @@ impl Application {
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(crate::metrics::handler))
+        .merge(crate::realtime::routes())
+        .route(
+            "/ws/subscriptions-r4",
+            get(crate::subscriptions::socket::handler),
+        )
+        .route(
+            "/oauth2/token",
+            axum::routing::post(crate::auth::oauth_token),
+        )
         .nest("/auth", crate::auth::routes())
         // The FHIR layer enforces its own body limit to answer 413 as an OperationOutcome.
         .nest(
             "/fhir/R4",
-            fhir::routes().layer(DefaultBodyLimit::disable()),
+            crate::subscriptions::routes()
+                .merge(fhir::routes())
+                .layer(DefaultBodyLimit::disable()),
         )
         .merge(web::routes(state))
         .with_state(state.clone())

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::{auth::AuthKeys, config::Config, store::Store};
+use crate::{
+    auth::AuthKeys, config::Config, metrics::Metrics, realtime::Hub, store::Store,
+    subscriptions::Subscriptions,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,6 +16,11 @@ pub struct AppState {
     pub store: Store,
     pub auth: Arc<AuthKeys>,
     pub leptos: LeptosOptions,
+    /// The realtime room registry (connections, rooms, the dispatch position).
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    /// Active FHIR Subscriptions and the sockets bound to them.
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

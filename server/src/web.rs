@@ -310,7 +310,7 @@ impl Backend for ServerBackend {
                 .to_owned();
             match auth::sign_in(&self.state, username, password, &address).await {
                 Ok((user, sid, refresh)) => {
-                    let issued = auth::session_cookies(&self.state, &user, &sid, &refresh)
+                    let issued = auth::session_cookies(&self.state, headers, &user, &sid, &refresh)
                         .map_err(|e| BackendError::Failed(e.to_string()))?;
                     Ok(SignedIn {
                         user: issued.user,

@@ -116,6 +116,11 @@ fn with_version_headers(mut response: Response, stored: &Stored) -> Response {
     response
 }
 
+/// One stored version as a 200 answer with its ETag and Last-Modified.
+fn resource_response(stored: &Stored) -> Response {
+    with_version_headers(fhir_json(StatusCode::OK, stored.json.to_string()), stored)
+}
+
 fn actor(user: &AuthUser, headers: &HeaderMap) -> Actor {
     Actor {
         user_id: Some(user.id.clone()),
@@ -213,7 +218,16 @@ async fn run_search(
         return Err(FhirError::BadRequest(query.warnings.join("; ")));
     }
     let visibility = access::visibility(state, user).await?.for_type(user, rtype);
-    let page = state.store.search(&query, &visibility).await?;
+    let mut page = state.store.search(&query, &visibility).await?;
+    if rtype == "Subscription" && user.role != crate::auth::Role::Admin {
+        // A Subscription's criteria names the patients it watches: only its owner sees it.
+        let before = page.matches.len() as i64;
+        page.matches.retain(|stored| {
+            serde_json::from_str::<Value>(&stored.json)
+                .is_ok_and(|resource| crate::subscriptions::may_use(user, &resource))
+        });
+        page.total -= before - page.matches.len() as i64;
+    }
 
     let self_url = page_url(&base, rtype, &pairs, None);
     let mut links = vec![("self", self_url)];
@@ -318,10 +332,7 @@ async fn read(
         ReadOutcome::Found(stored) => {
             let patient = access::check_read(&state, &user, &stored).await?;
             audit(&state, &user, "read", &rtype, Some(&id), patient, None);
-            Ok(with_version_headers(
-                fhir_json(StatusCode::OK, stored.json.to_string()),
-                &stored,
-            ))
+            Ok(resource_response(&stored))
         }
     }
 }
@@ -350,10 +361,7 @@ async fn vread(
         )));
     }
     audit(&state, &user, "vread", &rtype, Some(&id), patient, None);
-    Ok(with_version_headers(
-        fhir_json(StatusCode::OK, stored.json.to_string()),
-        &stored,
-    ))
+    Ok(resource_response(&stored))
 }
 
 async fn history(
@@ -544,6 +552,21 @@ async fn create(
         map.remove("id");
     }
     access::check_write(&state, &user, &rtype, None, Some(&resource)).await?;
+    // Subscriptions: one creation at a time, so the per-user cap holds, and answered only once
+    // the matcher has registered it (events committed after the answer are notified).
+    let _creating = if rtype == "Subscription" {
+        let guard = state.subscriptions.create_lock.lock().await;
+        if state.subscriptions.count_owned_by(&user.id) >= crate::subscriptions::MAX_PER_USER {
+            return Err(FhirError::Unprocessable(format!(
+                "you already hold {} active subscriptions; delete one first",
+                crate::subscriptions::MAX_PER_USER
+            )));
+        }
+        crate::subscriptions::prepare(&user, None, &mut resource)?;
+        Some(guard)
+    } else {
+        None
+    };
     let written = state
         .store
         .write(
@@ -554,6 +577,9 @@ async fn create(
         )
         .await?
         .ok_or_else(|| FhirError::Internal("create produced no version".into()))?;
+    if let Some(&(seq, _)) = written.events.last().filter(|_| rtype == "Subscription") {
+        state.subscriptions.caught_up(seq).await;
+    }
     Ok(write_response(&written, StatusCode::CREATED, &headers))
 }
 
@@ -570,13 +596,22 @@ async fn update(
         return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
     }
     let if_match = if_match(&headers)?;
-    let resource = read_body(&state, &headers, body).await?;
+    let mut resource = read_body(&state, &headers, body).await?;
     validate(&rtype, &resource, Intent::Update, Some(&id)).map_err(FhirError::Invalid)?;
     let previous = match state.store.read(&rtype, &id).await? {
         ReadOutcome::Found(stored) => serde_json::from_str::<Value>(&stored.json).ok(),
         _ => None,
     };
     access::check_write(&state, &user, &rtype, previous.as_ref(), Some(&resource)).await?;
+    if rtype == "Subscription" {
+        if previous
+            .as_ref()
+            .is_some_and(|p| !crate::subscriptions::may_use(&user, p))
+        {
+            return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
+        }
+        crate::subscriptions::prepare(&user, previous.as_ref(), &mut resource)?;
+    }
     let written = state
         .store
         .write(
@@ -616,6 +651,13 @@ async fn delete(
     };
     if previous.is_some() {
         access::check_write(&state, &user, &rtype, previous.as_ref(), None).await?;
+    }
+    if rtype == "Subscription"
+        && previous
+            .as_ref()
+            .is_some_and(|p| !crate::subscriptions::may_use(&user, p))
+    {
+        return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
     }
     let written = state
         .store
@@ -675,9 +717,11 @@ fn audit_event(row: &crate::store::AuditRow) -> Value {
             entities.push(json!({"what": {"reference": format!("{rtype}/{id}")}}));
         }
     }
+    // An audit record is written once and never changed: it has exactly one version.
     let mut event = json!({
         "resourceType": "AuditEvent",
         "id": row.id.to_string(),
+        "meta": {"versionId": "1", "lastUpdated": record.ts},
         "type": type_coding,
         "subtype": [subtype],
         "action": record.action,
@@ -773,5 +817,9 @@ async fn audit_read(state: &AppState, user: &AuthUser, id: &str) -> Result<Respo
         .audit_row(row_id)
         .await?
         .ok_or_else(|| FhirError::NotFound(format!("AuditEvent/{id} is not known")))?;
-    Ok(fhir_json(StatusCode::OK, audit_event(&row).to_string()))
+    let mut response = fhir_json(StatusCode::OK, audit_event(&row).to_string());
+    response
+        .headers_mut()
+        .insert(header::ETAG, HeaderValue::from_static("W/\"1\""));
+    Ok(response)
 }

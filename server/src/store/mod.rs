@@ -10,10 +10,14 @@
 //! added without touching them. It never decides who may see what: callers pass a `Visibility`.
 
 pub mod accounts;
-mod index;
+pub(crate) mod index;
 mod sqlite;
 
-use std::sync::Arc;
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use app::events::{Action, EventType};
 use serde::Serialize;
@@ -88,6 +92,18 @@ pub struct EventRecord {
     /// The JSON text of the version the event concerns.
     #[serde(skip)]
     pub resource_json: Arc<str>,
+}
+
+/// What the subscription matcher keeps per Subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionState {
+    pub subscription_id: String,
+    pub owner_id: String,
+    /// The `seq` of the write that created it: events after it count.
+    pub start_seq: i64,
+    /// Matching events so far: the last event number handed out.
+    pub events_count: i64,
+    pub active: bool,
 }
 
 /// A page of search results.
@@ -180,7 +196,13 @@ pub enum StoreError {
 pub struct Store {
     backend: SqliteStore,
     head: watch::Sender<i64>,
+    /// When this node committed recent events: (last seq of a write, commit instant), oldest
+    /// first. Only for the commit-to-socket latency metric; bounded.
+    commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
 }
+
+/// How many recent commits `Store::commit_instant` remembers.
+const COMMIT_CLOCK_LEN: usize = 8192;
 
 impl Store {
     /// Opens (creating if needed) and migrates the database named by `url`.
@@ -191,6 +213,7 @@ impl Store {
         Ok(Self {
             backend,
             head: head_tx,
+            commits: Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN))),
         })
     }
 
@@ -204,6 +227,12 @@ impl Store {
     ) -> Result<Option<Written>, StoreError> {
         let written = self.backend.write(actor, resource_type, op, body).await?;
         if let Some(&(last, _)) = written.as_ref().and_then(|w| w.events.last()) {
+            if let Ok(mut commits) = self.commits.lock() {
+                if commits.len() == COMMIT_CLOCK_LEN {
+                    commits.pop_front();
+                }
+                commits.push_back((last, Instant::now()));
+            }
             // Answers of one commit batch arrive concurrently: only ever move the head forward.
             self.head.send_if_modified(|head| {
                 let advanced = last > *head;
@@ -255,6 +284,55 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
         self.backend.events_after(after, limit).await
+    }
+
+    /// When this node committed the write whose events end at or after `seq`, if it was this
+    /// node and recent. Forgets everything up to `seq`: the dispatcher asks in `seq` order.
+    pub fn commit_instant(&self, seq: i64) -> Option<Instant> {
+        let mut commits = self.commits.lock().ok()?;
+        while commits.front().is_some_and(|&(last, _)| last < seq) {
+            commits.pop_front();
+        }
+        commits.front().map(|&(_, at)| at)
+    }
+
+    /// The oldest `seq` the log still holds (`None` when empty).
+    pub async fn oldest_seq(&self) -> Result<Option<i64>, StoreError> {
+        self.backend.oldest_seq().await
+    }
+
+    /// Drops events committed before `before` (RFC 3339) from the log, keeping the newest.
+    pub async fn prune_events(&self, before: &str) -> Result<u64, StoreError> {
+        self.backend.prune_events(before).await
+    }
+
+    pub async fn subscription_states(&self) -> Result<Vec<SubscriptionState>, StoreError> {
+        self.backend.subscription_states().await
+    }
+
+    /// Commits a subscription-matcher batch (states, notifications, position) atomically.
+    pub async fn record_notifications(
+        &self,
+        position: i64,
+        states: &[SubscriptionState],
+        notifications: &[(String, i64, i64)],
+    ) -> Result<(), StoreError> {
+        self.backend
+            .record_notifications(position, states, notifications)
+            .await
+    }
+
+    /// Notifications `since < n <= until` of a subscription, with their events.
+    pub async fn subscription_events(
+        &self,
+        subscription_id: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
+        self.backend
+            .subscription_events(subscription_id, since, until, limit)
+            .await
     }
 
     /// The last committed `seq` (0 for an empty log).

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
-    ReadOutcome, SearchPage, StoreError, Stored, Visibility, WriteOp, Written,
+    ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState, Visibility, WriteOp, Written,
 };
 use crate::fhir::{
     date::format_instant,
@@ -330,30 +330,118 @@ impl SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.readers)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let event_type: String = row.get(1);
-                let action: String = row.get(2);
-                let rooms: String = row.get(7);
-                let content: String = row.get(10);
-                Ok(EventRecord {
-                    seq: row.get(0),
-                    event_type: EventType::from_str(&event_type).map_err(|_| {
-                        sqlx::Error::Decode(format!("unknown event type {event_type}").into())
-                    })?,
-                    action: Action::from_str(&action).map_err(|_| {
-                        sqlx::Error::Decode(format!("unknown action {action}").into())
-                    })?,
-                    resource_type: row.get(3),
-                    resource_id: row.get(4),
-                    version_id: row.get(5),
-                    patient_id: row.get(6),
-                    rooms: serde_json::from_str(&rooms).unwrap_or_default(),
-                    user_id: row.get(8),
-                    timestamp: row.get(9),
-                    resource_json: Arc::from(content),
-                })
+        rows.iter().map(|row| event_from_row(row, 0)).collect()
+    }
+
+    /// The oldest `seq` still in the log, if any.
+    pub async fn oldest_seq(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(seq) FROM event_log")
+            .fetch_one(&self.readers)
+            .await?)
+    }
+
+    /// Deletes the events committed before `before` (RFC 3339), never the newest one, so the log
+    /// always shows where it stands. Returns how many were removed.
+    pub async fn prune_events(&self, before: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM event_log WHERE ts < ? AND seq < (SELECT seq FROM event_counter WHERE singleton = 1)",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Every subscription the matcher has registered.
+    pub async fn subscription_states(&self) -> Result<Vec<SubscriptionState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subscription_id, owner_id, start_seq, events_count, active FROM subscription_state",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| SubscriptionState {
+                subscription_id: row.get(0),
+                owner_id: row.get(1),
+                start_seq: row.get(2),
+                events_count: row.get(3),
+                active: row.get::<i64, _>(4) != 0,
             })
+            .collect())
+    }
+
+    /// Commits one matcher batch: the subscriptions' new states, their new notifications and the
+    /// matcher's position, all or nothing.
+    pub async fn record_notifications(
+        &self,
+        position: i64,
+        states: &[SubscriptionState],
+        notifications: &[(String, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for state in states {
+            sqlx::query(
+                "INSERT INTO subscription_state (subscription_id, owner_id, start_seq, events_count, active)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (subscription_id) DO UPDATE SET owner_id = excluded.owner_id,
+                   events_count = excluded.events_count, active = excluded.active",
+            )
+            .bind(&state.subscription_id)
+            .bind(&state.owner_id)
+            .bind(state.start_seq)
+            .bind(state.events_count)
+            .bind(state.active as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in notifications.chunks(300) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO subscription_events (subscription_id, event_number, seq) ",
+            );
+            insert.push_values(chunk, |mut row, (id, number, seq)| {
+                row.push_bind(id).push_bind(number).push_bind(seq);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('subscriptions.position', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(position.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notifications `since < n <= until` of one subscription with the events behind them, in
+    /// order; those whose events retention has pruned are left out.
+    pub async fn subscription_events(
+        &self,
+        subscription_id: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.event_number, e.seq, e.event_type, e.action, e.resource_type, e.resource_id,
+                    e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content
+             FROM subscription_events n
+             JOIN event_log e ON e.seq = n.seq
+             JOIN resource_history h
+               ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             WHERE n.subscription_id = ? AND n.event_number > ? AND n.event_number <= ?
+             ORDER BY n.event_number LIMIT ?",
+        )
+        .bind(subscription_id)
+        .bind(since)
+        .bind(until)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0), event_from_row(row, 1)?)))
             .collect()
     }
 
@@ -741,6 +829,30 @@ fn stamp(content: &mut Value, id: &str, version_id: i64, now: &str) {
     }
 }
 
+/// An event log row (columns `seq, event_type, action, resource_type, resource_id, version_id,
+/// patient_id, rooms, user_id, ts, content`) starting at column `at`.
+fn event_from_row(row: &sqlx::sqlite::SqliteRow, at: usize) -> Result<EventRecord, StoreError> {
+    let event_type: String = row.get(at + 1);
+    let action: String = row.get(at + 2);
+    let rooms: String = row.get(at + 7);
+    let content: String = row.get(at + 10);
+    Ok(EventRecord {
+        seq: row.get(at),
+        event_type: EventType::from_str(&event_type)
+            .map_err(|_| sqlx::Error::Decode(format!("unknown event type {event_type}").into()))?,
+        action: Action::from_str(&action)
+            .map_err(|_| sqlx::Error::Decode(format!("unknown action {action}").into()))?,
+        resource_type: row.get(at + 3),
+        resource_id: row.get(at + 4),
+        version_id: row.get(at + 5),
+        patient_id: row.get(at + 6),
+        rooms: serde_json::from_str(&rooms).unwrap_or_default(),
+        user_id: row.get(at + 8),
+        timestamp: row.get(at + 9),
+        resource_json: Arc::from(content),
+    })
+}
+
 fn stored_from_row(row: &sqlx::sqlite::SqliteRow) -> Stored {
     let content: String = row.get(4);
     Stored {
@@ -1075,49 +1187,29 @@ fn push_exists_index(sql: &mut QueryBuilder<'_, Sqlite>, param: &'static str) {
 
 /// The FHIR prefixes over a stored inclusive range [ts, te] and a searched range [ps, pe).
 fn push_date_condition(sql: &mut QueryBuilder<'_, Sqlite>, ts: &str, te: &str, value: &DateValue) {
-    let (ps, pe) = (value.start.clone(), value.end.clone());
-    sql.push("(");
-    match value.prefix {
-        Prefix::Eq | Prefix::Ne => {
-            if value.prefix == Prefix::Ne {
-                sql.push("NOT ");
-            }
-            sql.push(format!("({ts} >= "));
-            sql.push_bind(ps);
-            sql.push(format!(" AND {te} < "));
-            sql.push_bind(pe);
-            sql.push(")");
+    let (ps, pe) = (&value.start, &value.end);
+    // Each prefix is a conjunction of (stored bound, operator, searched bound).
+    let terms: Vec<(&str, &str, &String)> = match value.prefix {
+        Prefix::Eq | Prefix::Ne => vec![(ts, ">=", ps), (te, "<", pe)],
+        Prefix::Gt => vec![(te, ">=", pe)],
+        Prefix::Lt => vec![(ts, "<", ps)],
+        Prefix::Ge => vec![(te, ">=", ps)],
+        Prefix::Le => vec![(ts, "<", pe)],
+        Prefix::Sa => vec![(ts, ">=", pe)],
+        Prefix::Eb => vec![(te, "<", ps)],
+        Prefix::Ap => vec![(ts, "<", pe), (te, ">=", ps)],
+    };
+    sql.push(if value.prefix == Prefix::Ne {
+        "(NOT ("
+    } else {
+        "(("
+    });
+    for (i, (column, operator, bound)) in terms.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(" AND ");
         }
-        Prefix::Gt => {
-            sql.push(format!("{te} >= "));
-            sql.push_bind(pe);
-        }
-        Prefix::Lt => {
-            sql.push(format!("{ts} < "));
-            sql.push_bind(ps);
-        }
-        Prefix::Ge => {
-            sql.push(format!("{te} >= "));
-            sql.push_bind(ps);
-        }
-        Prefix::Le => {
-            sql.push(format!("{ts} < "));
-            sql.push_bind(pe);
-        }
-        Prefix::Sa => {
-            sql.push(format!("{ts} >= "));
-            sql.push_bind(pe);
-        }
-        Prefix::Eb => {
-            sql.push(format!("{te} < "));
-            sql.push_bind(ps);
-        }
-        Prefix::Ap => {
-            sql.push(format!("{ts} < "));
-            sql.push_bind(pe);
-            sql.push(format!(" AND {te} >= "));
-            sql.push_bind(ps);
-        }
+        sql.push(format!("{column} {operator} "));
+        sql.push_bind(bound.clone());
     }
-    sql.push(")");
+    sql.push("))");
 }

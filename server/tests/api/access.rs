@@ -338,4 +338,7 @@ async fn only_admins_read_the_audit_trail_and_reads_are_in_it() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(single["id"], *id);
+    assert_eq!(single["meta"]["versionId"], "1");
+    let response = app.get(&admin, &format!("/fhir/R4/AuditEvent/{id}")).await;
+    assert_eq!(response.headers()["etag"], "W/\"1\"");
 }

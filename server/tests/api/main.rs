@@ -8,4 +8,6 @@ mod fhir_errors;
 mod fhir_search;
 mod helpers;
 mod intake_fuzz;
+mod realtime;
 mod startup;
+mod subscriptions;

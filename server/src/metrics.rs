@@ -1,0 +1,196 @@
+//! Operational metrics, served at `GET /metrics` in the Prometheus (OpenMetrics) text format.
+//!
+//! Where it sits: beside the event path, never on it. The hub, the dispatcher and the connections
+//! bump these counters with atomic operations; nothing here locks, allocates per event, or waits.
+//! Gauges that describe the room registry (rooms, members) are sampled from the hub when scraped.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use crate::state::AppState;
+
+/// Label set `{kind="patient"}` etc. for per-room-kind gauges.
+type KindLabels = Vec<(&'static str, &'static str)>;
+
+/// Every metric Rounds exports. Cheap to clone handles live inside; share it as `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    /// WebSockets open now.
+    pub connections_open: Gauge,
+    /// WebSockets accepted since start.
+    pub connections_total: Counter,
+    /// How long closed WebSockets stayed open, in seconds.
+    pub connection_duration: Histogram,
+    /// Subscriptions that asked for a replay (`after_seq`).
+    pub resumes: Counter,
+    /// Replays refused because the log no longer holds the gap (`reset` sent).
+    pub resets: Counter,
+    /// Frames handed to sockets (updates, heartbeats, replies).
+    pub messages_sent: Counter,
+    /// Update frames, by whether they were live or replayed.
+    pub updates_sent: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Seconds from a write's commit on this node to its frame being flushed to a socket.
+    pub delivery_latency: Histogram,
+    /// Connections closed with 4408 because their queue was full.
+    pub slow_consumer_closes: Counter,
+    /// Events the dispatcher has routed.
+    pub events_dispatched: Counter,
+    /// Deliveries withheld because the recipient may not see the resource.
+    pub deliveries_denied: Counter,
+    /// Frames waiting in per-connection queues, summed (sampled on scrape).
+    pub queue_depth: Gauge,
+    /// Rooms with at least one member (sampled on scrape).
+    pub rooms: Gauge,
+    /// Members per room kind (sampled on scrape).
+    pub room_members: Family<KindLabels, Gauge>,
+    /// Client frames refused with an `error` frame or a close code.
+    pub bad_frames: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("rounds");
+        let connections_open = Gauge::default();
+        let connections_total = Counter::default();
+        let connection_duration = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        let resumes = Counter::default();
+        let resets = Counter::default();
+        let messages_sent = Counter::default();
+        let updates_sent = Family::default();
+        // 50 µs … ~3.3 s.
+        let delivery_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 17));
+        let slow_consumer_closes = Counter::default();
+        let events_dispatched = Counter::default();
+        let deliveries_denied = Counter::default();
+        let queue_depth = Gauge::default();
+        let rooms = Gauge::default();
+        let room_members = Family::default();
+        let bad_frames = Counter::default();
+        registry.register(
+            "ws_connections_open",
+            "WebSocket connections open now",
+            connections_open.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "WebSocket connections accepted",
+            connections_total.clone(),
+        );
+        registry.register(
+            "ws_connection_duration_seconds",
+            "How long closed WebSocket connections were open",
+            connection_duration.clone(),
+        );
+        registry.register(
+            "ws_resumes",
+            "Subscriptions that resumed with after_seq",
+            resumes.clone(),
+        );
+        registry.register(
+            "ws_resets",
+            "Resumes refused with reset (gap older than the log)",
+            resets.clone(),
+        );
+        registry.register(
+            "ws_messages_sent",
+            "Frames written to WebSockets",
+            messages_sent.clone(),
+        );
+        registry.register(
+            "ws_updates_sent",
+            "Update frames sent, live or replayed",
+            updates_sent.clone(),
+        );
+        registry.register(
+            "ws_delivery_latency_seconds",
+            "Commit (on this node) to frame flushed on the socket",
+            delivery_latency.clone(),
+        );
+        registry.register(
+            "ws_slow_consumer_closes",
+            "Connections closed with 4408 because they fell behind",
+            slow_consumer_closes.clone(),
+        );
+        registry.register(
+            "events_dispatched",
+            "Events routed by the dispatcher",
+            events_dispatched.clone(),
+        );
+        registry.register(
+            "ws_deliveries_denied",
+            "Deliveries withheld by the access policy",
+            deliveries_denied.clone(),
+        );
+        registry.register(
+            "ws_queue_depth",
+            "Frames waiting in per-connection queues",
+            queue_depth.clone(),
+        );
+        registry.register("ws_rooms", "Rooms with members", rooms.clone());
+        registry.register(
+            "ws_room_members",
+            "Room memberships by room kind",
+            room_members.clone(),
+        );
+        registry.register("ws_bad_frames", "Client frames refused", bad_frames.clone());
+        Arc::new(Self {
+            registry,
+            connections_open,
+            connections_total,
+            connection_duration,
+            resumes,
+            resets,
+            messages_sent,
+            updates_sent,
+            delivery_latency,
+            slow_consumer_closes,
+            events_dispatched,
+            deliveries_denied,
+            queue_depth,
+            rooms,
+            room_members,
+            bad_frames,
+        })
+    }
+
+    pub fn observe_latency(&self, latency: Duration) {
+        self.delivery_latency.observe(latency.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    state.hub.sample_gauges(&state.metrics);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,480 @@
+//! The room registry: which connection is in which room, with which subscriptions.
+//!
+//! Where it sits: between the dispatcher (step 3, which asks it who should get an event) and the
+//! connections (step 4, which join and leave). One mutex guards the registry and the dispatcher's
+//! position (`dispatched`), so that a replaying subscription can switch to the live stream at an
+//! exact `seq`: no event is lost at the seam and none is sent twice.
+//!
+//! What it must never do: await, touch the database, or write to a socket while the lock is held.
+//! Rooms exist while they have members; the last member leaving removes the room.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Instant,
+};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::{auth::AuthUser, metrics::Metrics};
+
+/// A frame waiting to be written to one socket.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub text: Utf8Bytes,
+    /// When the write behind this update committed on this node (latency metric).
+    pub committed: Option<Instant>,
+}
+
+impl Outgoing {
+    pub fn reply(text: String) -> Self {
+        Self {
+            text: Utf8Bytes::from(text),
+            committed: None,
+        }
+    }
+}
+
+/// Why the server closes a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseOrder {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// What the dispatcher and the connection share about one socket.
+pub struct ConnHandle {
+    pub id: u64,
+    pub user: AuthUser,
+    pub queue: mpsc::Sender<Outgoing>,
+    close: watch::Sender<Option<CloseOrder>>,
+}
+
+impl ConnHandle {
+    /// Orders the connection closed; the first order wins.
+    pub fn close(&self, order: CloseOrder) {
+        self.close.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(order);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn closing(&self) -> bool {
+        self.close.borrow().is_some()
+    }
+}
+
+/// One subscription of one connection.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub rooms: HashSet<String>,
+    /// Resource types it receives; empty for all.
+    pub types: HashSet<String>,
+    /// `None` while it replays; then the `seq` after which the dispatcher delivers to it.
+    pub live_from: Option<i64>,
+}
+
+impl Sub {
+    pub fn wants(&self, rooms: &[String], resource_type: &str) -> bool {
+        (self.types.is_empty() || self.types.contains(resource_type))
+            && rooms.iter().any(|room| self.rooms.contains(room))
+    }
+}
+
+struct Member {
+    handle: Arc<ConnHandle>,
+    subs: HashMap<String, Sub>,
+}
+
+#[derive(Default)]
+struct Registry {
+    rooms: HashMap<String, HashSet<u64>>,
+    members: HashMap<u64, Member>,
+    /// The last `seq` the dispatcher has routed.
+    dispatched: i64,
+}
+
+impl Registry {
+    fn leave_rooms(&mut self, id: u64, rooms: impl IntoIterator<Item = String>) {
+        for room in rooms {
+            if let Some(members) = self.rooms.get_mut(&room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// Rooms of `id` that no subscription other than `except` still holds.
+    fn rooms_only_in(&self, id: u64, except: &str, rooms: &HashSet<String>) -> Vec<String> {
+        let Some(member) = self.members.get(&id) else {
+            return Vec::new();
+        };
+        rooms
+            .iter()
+            .filter(|room| {
+                !member
+                    .subs
+                    .iter()
+                    .any(|(sid, sub)| sid != except && sub.rooms.contains(*room))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The registry of live connections and rooms, shared by the dispatcher and every connection.
+pub struct Hub {
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+}
+
+/// A recipient the dispatcher found for an event.
+pub struct Recipient {
+    pub handle: Arc<ConnHandle>,
+}
+
+impl Hub {
+    pub fn new(metrics: Arc<Metrics>, dispatched: i64) -> Arc<Self> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Self {
+            registry: Mutex::new(Registry {
+                dispatched,
+                ..Registry::default()
+            }),
+            next_id: AtomicU64::new(1),
+            shutdown,
+            metrics,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-updated in a way that
+        // matters more than stopping delivery altogether would, so keep going.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a new connection; it receives nothing until it subscribes.
+    pub fn connect(
+        &self,
+        user: AuthUser,
+        queue: mpsc::Sender<Outgoing>,
+    ) -> (Arc<ConnHandle>, watch::Receiver<Option<CloseOrder>>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (close, closed) = watch::channel(None);
+        let handle = Arc::new(ConnHandle {
+            id,
+            user,
+            queue,
+            close,
+        });
+        self.lock().members.insert(
+            id,
+            Member {
+                handle: handle.clone(),
+                subs: HashMap::new(),
+            },
+        );
+        if *self.shutdown.borrow() {
+            handle.close(CloseOrder {
+                code: app::wire::CLOSE_GOING_AWAY,
+                reason: "server shutting down",
+            });
+        }
+        (handle, closed)
+    }
+
+    /// Removes a connection from every room.
+    pub fn disconnect(&self, id: u64) {
+        let mut registry = self.lock();
+        if let Some(member) = registry.members.remove(&id) {
+            let rooms: HashSet<String> = member
+                .subs
+                .into_values()
+                .flat_map(|sub| sub.rooms)
+                .collect();
+            registry.leave_rooms(id, rooms);
+        }
+    }
+
+    /// Number of subscriptions and of distinct rooms the connection holds.
+    pub fn usage(&self, id: u64) -> (usize, usize) {
+        let registry = self.lock();
+        registry
+            .members
+            .get(&id)
+            .map(|member| {
+                let rooms: HashSet<&String> =
+                    member.subs.values().flat_map(|sub| &sub.rooms).collect();
+                (member.subs.len(), rooms.len())
+            })
+            .unwrap_or((0, 0))
+    }
+
+    /// Adds (or replaces) a subscription. With `replay` it starts in replay mode and receives no
+    /// live event until [`Hub::go_live`]; otherwise it is live from the current position.
+    /// Returns that position.
+    pub fn subscribe(&self, id: u64, sub_id: &str, mut sub: Sub, replay: bool) -> i64 {
+        let mut registry = self.lock();
+        let dispatched = registry.dispatched;
+        sub.live_from = if replay { None } else { Some(dispatched) };
+        let Some(member) = registry.members.get_mut(&id) else {
+            return dispatched;
+        };
+        let previous = member.subs.insert(sub_id.to_owned(), sub.clone());
+        if let Some(previous) = previous {
+            let dropped: HashSet<String> = previous.rooms.difference(&sub.rooms).cloned().collect();
+            let orphaned = registry.rooms_only_in(id, sub_id, &dropped);
+            registry.leave_rooms(id, orphaned);
+        }
+        for room in sub.rooms {
+            registry.rooms.entry(room).or_default().insert(id);
+        }
+        dispatched
+    }
+
+    /// Removes one subscription; false when it did not exist.
+    pub fn unsubscribe(&self, id: u64, sub_id: &str) -> bool {
+        let mut registry = self.lock();
+        let Some(sub) = registry
+            .members
+            .get_mut(&id)
+            .and_then(|member| member.subs.remove(sub_id))
+        else {
+            return false;
+        };
+        let orphaned = registry.rooms_only_in(id, sub_id, &sub.rooms);
+        registry.leave_rooms(id, orphaned);
+        true
+    }
+
+    /// Switches a replaying subscription to the live stream after `cursor`, the last `seq` the
+    /// replay covered, if the dispatcher has not gone past it. False: replay further first.
+    pub fn go_live(&self, id: u64, sub_id: &str, cursor: i64) -> bool {
+        let mut registry = self.lock();
+        if registry.dispatched > cursor {
+            return false;
+        }
+        if let Some(sub) = registry
+            .members
+            .get_mut(&id)
+            .and_then(|member| member.subs.get_mut(sub_id))
+        {
+            sub.live_from = Some(cursor);
+        }
+        true
+    }
+
+    /// The connection's other live subscriptions, for replay to skip what they already deliver.
+    pub fn live_subs_except(&self, id: u64, sub_id: &str) -> Vec<Sub> {
+        let registry = self.lock();
+        registry
+            .members
+            .get(&id)
+            .map(|member| {
+                member
+                    .subs
+                    .iter()
+                    .filter(|(sid, sub)| sid.as_str() != sub_id && sub.live_from.is_some())
+                    .map(|(_, sub)| sub.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The last `seq` routed by the dispatcher.
+    pub fn dispatched(&self) -> i64 {
+        self.lock().dispatched
+    }
+
+    /// Who should get event `seq` (with its rooms and resource type), each connection once; and
+    /// marks `seq` as routed, in the same critical section.
+    pub fn route(&self, seq: i64, rooms: &[String], resource_type: &str) -> Vec<Recipient> {
+        let mut registry = self.lock();
+        registry.dispatched = registry.dispatched.max(seq);
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut out = Vec::new();
+        for room in rooms {
+            let Some(members) = registry.rooms.get(room) else {
+                continue;
+            };
+            for id in members {
+                if seen.contains(id) {
+                    continue;
+                }
+                let Some(member) = registry.members.get(id) else {
+                    continue;
+                };
+                let live = member.subs.values().any(|sub| {
+                    sub.live_from.is_some_and(|from| from < seq) && sub.wants(rooms, resource_type)
+                });
+                if live {
+                    seen.insert(*id);
+                    out.push(Recipient {
+                        handle: member.handle.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves the routing position without an event (nothing to route up to `seq`).
+    pub fn advance(&self, seq: i64) {
+        let mut registry = self.lock();
+        registry.dispatched = registry.dispatched.max(seq);
+    }
+
+    /// Closes every socket of a session (signed out or revoked).
+    pub fn close_session(&self, session_id: &str, code: u16, reason: &'static str) {
+        let registry = self.lock();
+        for member in registry.members.values() {
+            if member.handle.user.session_id == session_id {
+                member.handle.close(CloseOrder { code, reason });
+            }
+        }
+    }
+
+    /// Closes every socket with 1001 once its queue is written.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let registry = self.lock();
+        for member in registry.members.values() {
+            member.handle.close(CloseOrder {
+                code: app::wire::CLOSE_GOING_AWAY,
+                reason: "server shutting down",
+            });
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// Copies the registry's sizes into the gauges (on scrape).
+    pub fn sample_gauges(&self, metrics: &Metrics) {
+        let registry = self.lock();
+        metrics.rooms.set(registry.rooms.len() as i64);
+        let mut per_kind: HashMap<&'static str, i64> = HashMap::new();
+        for (room, members) in &registry.rooms {
+            let kind = match room.split_once(':').map(|(kind, _)| kind) {
+                Some("patient") => "patient",
+                Some("unit") => "unit",
+                Some("pharmacy") => "pharmacy",
+                _ => "facility",
+            };
+            *per_kind.entry(kind).or_default() += members.len() as i64;
+        }
+        for kind in ["patient", "unit", "pharmacy", "facility"] {
+            metrics
+                .room_members
+                .get_or_create(&vec![("kind", kind)])
+                .set(per_kind.get(kind).copied().unwrap_or(0));
+        }
+        let depth: usize = registry
+            .members
+            .values()
+            .map(|m| m.handle.queue.max_capacity() - m.handle.queue.capacity())
+            .sum();
+        metrics.queue_depth.set(depth as i64);
+        metrics.connections_open.set(registry.members.len() as i64);
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn user() -> AuthUser {
+        AuthUser {
+            id: "u1".into(),
+            name: "U".into(),
+            role: Role::Admin,
+            session_id: "s1".into(),
+            practitioner_id: None,
+            units: vec![],
+            via_cookie: false,
+        }
+    }
+
+    fn sub(rooms: &[&str]) -> Sub {
+        Sub {
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            types: HashSet::new(),
+            live_from: None,
+        }
+    }
+
+    #[test]
+    fn routes_once_per_connection_and_removes_empty_rooms() {
+        let hub = Hub::new(Metrics::new(), 0);
+        let (tx, _rx) = mpsc::channel(8);
+        let (handle, _) = hub.connect(user(), tx);
+        hub.subscribe(
+            handle.id,
+            "a",
+            sub(&["patient:p1", "facility:alerts"]),
+            false,
+        );
+        hub.subscribe(handle.id, "b", sub(&["patient:p1"]), false);
+        let rooms = vec!["patient:p1".to_string(), "facility:alerts".to_string()];
+        assert_eq!(hub.route(1, &rooms, "Observation").len(), 1);
+        assert!(hub.unsubscribe(handle.id, "a"));
+        assert_eq!(
+            hub.lock().rooms.len(),
+            1,
+            "facility:alerts has no member left"
+        );
+        hub.disconnect(handle.id);
+        assert!(hub.lock().rooms.is_empty());
+    }
+
+    #[test]
+    fn a_replaying_subscription_goes_live_only_at_the_dispatch_position() {
+        let hub = Hub::new(Metrics::new(), 10);
+        let (tx, _rx) = mpsc::channel(8);
+        let (handle, _) = hub.connect(user(), tx);
+        hub.subscribe(handle.id, "a", sub(&["patient:p1"]), true);
+        let rooms = vec!["patient:p1".to_string()];
+        assert!(hub.route(11, &rooms, "Observation").is_empty(), "replaying");
+        assert!(!hub.go_live(handle.id, "a", 10), "11 was routed past it");
+        assert!(hub.go_live(handle.id, "a", 11));
+        assert!(hub.route(11, &rooms, "Observation").is_empty(), "no repeat");
+        assert_eq!(hub.route(12, &rooms, "Observation").len(), 1);
+    }
+
+    #[test]
+    fn resource_type_filters_narrow_a_subscription() {
+        let hub = Hub::new(Metrics::new(), 0);
+        let (tx, _rx) = mpsc::channel(8);
+        let (handle, _) = hub.connect(user(), tx);
+        let mut only_orders = sub(&["patient:p1"]);
+        only_orders.types.insert("ServiceRequest".into());
+        hub.subscribe(handle.id, "a", only_orders, false);
+        let rooms = vec!["patient:p1".to_string()];
+        assert!(hub.route(1, &rooms, "Observation").is_empty());
+        assert_eq!(hub.route(2, &rooms, "ServiceRequest").len(), 1);
+    }
+}

@@ -1,0 +1,764 @@
+//! FHIR Subscriptions with a websocket channel, for outside FHIR clients (a lab, a pharmacy, a bed
+//! board), compatible with Medplum's protocol and numbered as the Subscriptions Backport IG says.
+//!
+//! Where it sits: beside the realtime hub, reading the same event log. The matcher (one task per
+//! node) walks the log in `seq` order; for each event it decides which active Subscriptions match
+//! (criteria with the REST search's semantics, the optional interaction filter, and the owner's
+//! access rights), hands each match the subscription's next event number, and commits those
+//! numbers with its position in one transaction before anything is sent. Numbers are therefore
+//! durable, gap-free per subscription and survive restarts; `$events` and a re-bind with
+//! `eventsSinceNumber` replay them from the log.
+//!
+//! - `criteria`: parsing `Type?params` and matching one resource version in memory;
+//! - `socket`: `/ws/subscriptions-r4` (bind-with-token, unbind-from-token, ping);
+//! - here: validation of Subscription writes, the registry of active subscriptions and bound
+//!   sockets, the matcher, the notification Bundles and the REST operations.
+//!
+//! What it must never do: notify about a resource the subscription's owner may not read, or hand
+//! out an event number twice.
+
+pub mod criteria;
+pub mod socket;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use app::events::Action;
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+    routing::get,
+    Router,
+};
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    access,
+    auth::{AuthUser, Role},
+    fhir::{date::format_instant, error::FhirError, fhir_json},
+    realtime::dispatcher::{restricted, AccessCache, ACCESS_TYPES},
+    state::AppState,
+    store::{EventRecord, ReadOutcome, SubscriptionState},
+};
+use criteria::Criteria;
+
+/// Server-stamped: the user whose rights the subscription runs with.
+pub const OWNER_EXTENSION: &str =
+    "http://rounds.example.org/fhir/StructureDefinition/subscription-owner";
+/// Medplum's interaction filter (`create`, `update` or `delete`), honoured as Medplum does.
+pub const INTERACTION_EXTENSION: &str =
+    "https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction";
+/// The Backport IG's heartbeat period, in seconds, on `Subscription.channel`.
+pub const HEARTBEAT_EXTENSION: &str =
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period";
+/// Active subscriptions one user may hold.
+pub const MAX_PER_USER: usize = 25;
+/// How long a binding token may be used to bind.
+pub const BIND_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
+/// Heartbeat period when the Subscription names none.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Notifications per `$events` answer at most.
+const MAX_EVENTS_PAGE: usize = 1000;
+
+/// An active Subscription as the matcher evaluates it.
+#[derive(Debug, Clone)]
+pub struct Active {
+    pub id: String,
+    pub owner: String,
+    pub criteria: Criteria,
+    /// Empty: every interaction.
+    pub interactions: Vec<Action>,
+    pub heartbeat: Duration,
+    pub start_seq: i64,
+    /// The last event number handed out.
+    pub count: i64,
+}
+
+fn extension<'a>(resource: &'a Value, url: &str) -> Vec<&'a Value> {
+    resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter(|e| e["url"] == url).collect())
+        .unwrap_or_default()
+}
+
+/// The owner stamped on a stored Subscription.
+pub fn owner_of(resource: &Value) -> Option<&str> {
+    extension(resource, OWNER_EXTENSION)
+        .first()
+        .and_then(|e| e["valueString"].as_str())
+}
+
+fn interactions_of(resource: &Value) -> Result<Vec<Action>, String> {
+    extension(resource, INTERACTION_EXTENSION)
+        .into_iter()
+        .map(|e| match e["valueCode"].as_str() {
+            Some("create") => Ok(Action::Created),
+            Some("update") => Ok(Action::Updated),
+            Some("delete") => Ok(Action::Deleted),
+            other => Err(format!(
+                "the supported-interaction extension must be create, update or delete, not {other:?}"
+            )),
+        })
+        .collect()
+}
+
+fn heartbeat_of(resource: &Value) -> Result<Duration, String> {
+    match extension(&resource["channel"], HEARTBEAT_EXTENSION).first() {
+        None => Ok(DEFAULT_HEARTBEAT),
+        Some(e) => e["valueUnsignedInt"]
+            .as_u64()
+            .filter(|s| (1..=86_400).contains(s))
+            .map(Duration::from_secs)
+            .ok_or_else(|| "the heartbeat period must be 1 to 86400 seconds".to_owned()),
+    }
+}
+
+impl Active {
+    /// The subscription a stored version describes, if it is an active websocket one.
+    pub fn from_resource(id: &str, resource: &Value, start_seq: i64, count: i64) -> Option<Self> {
+        if resource["status"] != "active" || resource["channel"]["type"] != "websocket" {
+            return None;
+        }
+        Some(Self {
+            id: id.to_owned(),
+            owner: owner_of(resource)?.to_owned(),
+            criteria: Criteria::parse(resource["criteria"].as_str()?).ok()?,
+            interactions: interactions_of(resource).ok()?,
+            heartbeat: heartbeat_of(resource).ok()?,
+            start_seq,
+            count,
+        })
+    }
+
+    fn wants(&self, event: &EventRecord, resource: &Value) -> bool {
+        (self.interactions.is_empty() || self.interactions.contains(&event.action))
+            && self
+                .criteria
+                .matches(&event.resource_type, &event.resource_id, resource)
+    }
+}
+
+/// Checks and normalises a Subscription before it is written: websocket channel, a criteria we
+/// can evaluate, known extensions; `requested` becomes `active`; the owner is stamped (kept from
+/// the previous version on update, so nobody can hand a subscription to someone else).
+pub fn prepare(
+    user: &AuthUser,
+    previous: Option<&Value>,
+    body: &mut Value,
+) -> Result<(), FhirError> {
+    let invalid = |message: String| FhirError::BadRequest(message);
+    if body["channel"]["type"] != "websocket" {
+        return Err(invalid(
+            "only channel.type = websocket is supported (bind through $get-ws-binding-token)"
+                .into(),
+        ));
+    }
+    let criteria = body["criteria"]
+        .as_str()
+        .ok_or_else(|| invalid("criteria is required, e.g. Observation?patient=p1".into()))?;
+    Criteria::parse(criteria).map_err(|e| invalid(format!("criteria: {e}")))?;
+    interactions_of(body).map_err(invalid)?;
+    heartbeat_of(body).map_err(invalid)?;
+    match body["status"].as_str() {
+        Some("requested") | Some("active") => body["status"] = json!("active"),
+        Some("off") => {}
+        other => {
+            return Err(invalid(format!(
+                "status must be requested, active or off, not {other:?}"
+            )))
+        }
+    }
+    let owner = previous.and_then(owner_of).unwrap_or(&user.id).to_owned();
+    let Some(object) = body.as_object_mut() else {
+        return Err(invalid("a Subscription is a JSON object".into()));
+    };
+    let mut extensions: Vec<Value> = object
+        .get("extension")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter(|e| e["url"] != OWNER_EXTENSION)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    extensions.push(json!({"url": OWNER_EXTENSION, "valueString": owner}));
+    object.insert("extension".into(), Value::Array(extensions));
+    Ok(())
+}
+
+/// Whether `user` may see and use the Subscription `resource` (its owner, or an admin).
+pub fn may_use(user: &AuthUser, resource: &Value) -> bool {
+    user.role == Role::Admin || owner_of(resource) == Some(user.id.as_str())
+}
+
+/// A socket bound to a subscription.
+pub struct Binding {
+    pub socket: u64,
+    pub queue: mpsc::Sender<socket::Frame>,
+    /// While the socket catches up (`eventsSinceNumber`), live notifications wait here.
+    pub buffer: Option<Vec<socket::Frame>>,
+    pub kill: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    active: HashMap<String, Active>,
+    bindings: HashMap<String, Vec<Binding>>,
+}
+
+/// The registry of active subscriptions and bound sockets; one per node.
+pub struct Subscriptions {
+    inner: Mutex<Inner>,
+    /// The matcher's position in the log.
+    position: watch::Sender<i64>,
+    /// Serialises Subscription creation so the per-user cap holds.
+    pub create_lock: tokio::sync::Mutex<()>,
+}
+
+impl Subscriptions {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            position: watch::channel(0).0,
+            create_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn active(&self, id: &str) -> Option<Active> {
+        self.lock().active.get(id).cloned()
+    }
+
+    pub fn count_owned_by(&self, user_id: &str) -> usize {
+        self.lock()
+            .active
+            .values()
+            .filter(|s| s.owner == user_id)
+            .count()
+    }
+
+    /// Waits until the matcher has processed the log up to `seq`.
+    pub async fn caught_up(&self, seq: i64) {
+        let mut position = self.position.subscribe();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), position.wait_for(|at| *at >= seq)).await;
+    }
+
+    /// Binds a socket; with `replay` it buffers live notifications until [`Self::finish_replay`].
+    pub fn bind(&self, id: &str, binding: Binding) {
+        self.lock()
+            .bindings
+            .entry(id.to_owned())
+            .or_default()
+            .push(binding);
+    }
+
+    /// Ends a socket's catch-up: frames buffered meanwhile that come after `last` are queued.
+    pub fn finish_replay(&self, id: &str, socket: u64, last: i64) {
+        let mut inner = self.lock();
+        let Some(binding) = inner
+            .bindings
+            .get_mut(id)
+            .and_then(|list| list.iter_mut().find(|b| b.socket == socket))
+        else {
+            return;
+        };
+        for frame in binding.buffer.take().unwrap_or_default() {
+            if frame.number.is_none_or(|n| n > last) && binding.queue.try_send(frame).is_err() {
+                binding.kill.send_replace(true);
+            }
+        }
+    }
+
+    pub fn unbind(&self, id: &str, socket: u64) -> bool {
+        let mut inner = self.lock();
+        let Some(list) = inner.bindings.get_mut(id) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|b| b.socket != socket);
+        let removed = list.len() != before;
+        if list.is_empty() {
+            inner.bindings.remove(id);
+        }
+        removed
+    }
+
+    pub fn unbind_socket(&self, socket: u64) {
+        let mut inner = self.lock();
+        inner.bindings.retain(|_, list| {
+            list.retain(|b| b.socket != socket);
+            !list.is_empty()
+        });
+    }
+
+    fn deliver(&self, id: &str, frame: socket::Frame) {
+        let mut inner = self.lock();
+        let Some(list) = inner.bindings.get_mut(id) else {
+            return;
+        };
+        for binding in list.iter_mut() {
+            match &mut binding.buffer {
+                Some(buffer) => buffer.push(frame.clone()),
+                None => {
+                    if binding.queue.try_send(frame.clone()).is_err() {
+                        // Too slow (or gone): it re-binds with eventsSinceNumber.
+                        binding.kill.send_replace(true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The SubscriptionStatus (R4B shape, as Medplum sends it in R4) heading every Bundle.
+fn status(active: &Active, kind: &str, events: &[(i64, &EventRecord)]) -> Value {
+    let mut status = json!({
+        "resourceType": "SubscriptionStatus",
+        "status": "active",
+        "type": kind,
+        "eventsSinceSubscriptionStart": active.count.to_string(),
+        "subscription": {"reference": format!("Subscription/{}", active.id)},
+    });
+    if !events.is_empty() {
+        status["notificationEvent"] = events
+            .iter()
+            .map(|(number, event)| {
+                json!({
+                    "eventNumber": number.to_string(),
+                    "timestamp": event.timestamp,
+                    "focus": {"reference": format!("{}/{}", event.resource_type, event.resource_id)},
+                })
+            })
+            .collect();
+    }
+    status
+}
+
+/// A `history` Bundle: the status first, then the focus resources.
+fn bundle(status: Value, focus: &[&EventRecord], base: &str) -> Value {
+    let subscription = status["subscription"]["reference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut entries = vec![json!({
+        "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "resource": status,
+        "request": {"method": "GET", "url": format!("{subscription}/$status")},
+        "response": {"status": "200"},
+    })];
+    for event in focus {
+        let resource: Value = serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
+        let (method, code) = match event.action {
+            Action::Created => ("POST", "201"),
+            Action::Updated => ("PUT", "200"),
+            Action::Deleted => ("DELETE", "204"),
+        };
+        let url = format!("{}/{}", event.resource_type, event.resource_id);
+        let mut entry = json!({
+            "fullUrl": format!("{base}/{url}"),
+            "request": {"method": method, "url": url},
+            "response": {"status": code, "etag": format!("W/\"{}\"", event.version_id)},
+        });
+        if event.action != Action::Deleted {
+            entry["resource"] = resource;
+        }
+        entries.push(entry);
+    }
+    json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "history",
+        "timestamp": format_instant(Utc::now()),
+        "entry": entries,
+    })
+}
+
+/// The `handshake` Bundle sent when a socket binds.
+pub fn handshake(active: &Active) -> String {
+    bundle(status(active, "handshake", &[]), &[], "").to_string()
+}
+
+/// The `heartbeat` Bundle.
+pub fn heartbeat(active: &Active) -> String {
+    bundle(status(active, "heartbeat", &[]), &[], "").to_string()
+}
+
+/// One `event-notification` Bundle.
+pub fn notification(active: &Active, number: i64, event: &EventRecord, base: &str) -> String {
+    let mut at_event = active.clone();
+    at_event.count = number;
+    bundle(
+        status(&at_event, "event-notification", &[(number, event)]),
+        &[event],
+        base,
+    )
+    .to_string()
+}
+
+/// Starts this node's matcher.
+pub fn spawn_matcher(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match run_matcher(&state).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::error!(%error, "the subscription matcher stopped; restarting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Loads the active subscriptions, then follows the log.
+async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
+    let store = &state.store;
+    let registry = &state.subscriptions;
+    let mut position: i64 = store
+        .setting("subscriptions.position")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    {
+        let mut loaded = HashMap::new();
+        for row in store
+            .subscription_states()
+            .await?
+            .into_iter()
+            .filter(|r| r.active)
+        {
+            if let ReadOutcome::Found(stored) =
+                store.read("Subscription", &row.subscription_id).await?
+            {
+                let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+                if let Some(active) = Active::from_resource(
+                    &row.subscription_id,
+                    &resource,
+                    row.start_seq,
+                    row.events_count,
+                ) {
+                    loaded.insert(active.id.clone(), active);
+                }
+            }
+        }
+        registry.lock().active = loaded;
+    }
+    registry.position.send_replace(position);
+
+    let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
+    let mut head = store.subscribe_head();
+    let mut access = AccessCache::default();
+    let mut owners: HashMap<String, Option<AuthUser>> = HashMap::new();
+    loop {
+        head.borrow_and_update();
+        loop {
+            let batch = store.events_after(position, 512).await?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                break;
+            };
+            let mut changed: HashMap<String, SubscriptionState> = HashMap::new();
+            let mut numbered: Vec<(String, i64, i64)> = Vec::new();
+            let mut sends: Vec<(String, i64, usize)> = Vec::new();
+            for (index, event) in batch.iter().enumerate() {
+                if ACCESS_TYPES.contains(&event.resource_type.as_str()) {
+                    access.clear();
+                }
+                let resource: Value =
+                    serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
+                if event.resource_type == "Subscription" {
+                    let row = apply_subscription_change(registry, event, &resource);
+                    changed.insert(row.subscription_id.clone(), row);
+                    continue;
+                }
+                let candidates: Vec<Active> = registry
+                    .lock()
+                    .active
+                    .values()
+                    .filter(|s| s.criteria.resource_type == event.resource_type)
+                    .cloned()
+                    .collect();
+                for candidate in candidates {
+                    if !candidate.wants(event, &resource) {
+                        continue;
+                    }
+                    let owner = match owners.get(&candidate.owner) {
+                        Some(owner) => owner.clone(),
+                        None => {
+                            let owner = load_user(state, &candidate.owner).await;
+                            owners.insert(candidate.owner.clone(), owner.clone());
+                            owner
+                        }
+                    };
+                    let Some(owner) = owner else { continue };
+                    let Some(visibility) = access.get(state, &owner).await else {
+                        continue;
+                    };
+                    if !access::may_receive(
+                        &owner,
+                        &visibility,
+                        &event.resource_type,
+                        event.patient_id.as_deref(),
+                        restricted(event),
+                    ) {
+                        continue;
+                    }
+                    let mut inner = registry.lock();
+                    let Some(active) = inner.active.get_mut(&candidate.id) else {
+                        continue;
+                    };
+                    active.count += 1;
+                    numbered.push((active.id.clone(), active.count, event.seq));
+                    sends.push((active.id.clone(), active.count, index));
+                    changed.insert(
+                        active.id.clone(),
+                        SubscriptionState {
+                            subscription_id: active.id.clone(),
+                            owner_id: active.owner.clone(),
+                            start_seq: active.start_seq,
+                            events_count: active.count,
+                            active: true,
+                        },
+                    );
+                }
+            }
+            let states: Vec<SubscriptionState> = changed.into_values().collect();
+            store.record_notifications(last, &states, &numbered).await?;
+            position = last;
+            for (id, number, index) in sends {
+                let Some(active) = registry.active(&id) else {
+                    continue;
+                };
+                let text = notification(&active, number, &batch[index], &base);
+                registry.deliver(
+                    &id,
+                    socket::Frame {
+                        subscription: Some(id.clone()),
+                        number: Some(number),
+                        text: text.into(),
+                    },
+                );
+            }
+            registry.position.send_replace(position);
+        }
+        tokio::select! {
+            changed = head.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Applies a write to a Subscription to the registry; returns its state row.
+fn apply_subscription_change(
+    registry: &Subscriptions,
+    event: &EventRecord,
+    resource: &Value,
+) -> SubscriptionState {
+    let mut inner = registry.lock();
+    let previous = inner.active.remove(&event.resource_id);
+    let start_seq = previous.as_ref().map_or(event.seq, |p| p.start_seq);
+    let count = previous.as_ref().map_or(0, |p| p.count);
+    let owner = owner_of(resource)
+        .map(str::to_owned)
+        .or_else(|| event.user_id.clone())
+        .unwrap_or_default();
+    let now_active = (event.action != Action::Deleted)
+        .then(|| Active::from_resource(&event.resource_id, resource, start_seq, count))
+        .flatten();
+    let active = now_active.is_some();
+    if let Some(now) = now_active {
+        inner.active.insert(now.id.clone(), now);
+    } else {
+        // Deactivated or deleted: its sockets are told by closing.
+        if let Some(bindings) = inner.bindings.remove(&event.resource_id) {
+            for binding in bindings {
+                binding.kill.send_replace(true);
+            }
+        }
+    }
+    SubscriptionState {
+        subscription_id: event.resource_id.clone(),
+        owner_id: owner,
+        start_seq,
+        events_count: count,
+        active,
+    }
+}
+
+async fn load_user(state: &AppState, id: &str) -> Option<AuthUser> {
+    let row = state.store.user_by_id(id).await.ok().flatten()?;
+    if !row.active {
+        return None;
+    }
+    Some(AuthUser {
+        id: row.id,
+        name: row.name,
+        role: Role::parse(&row.role)?,
+        session_id: String::new(),
+        practitioner_id: row.practitioner_id,
+        units: row.units,
+        via_cookie: false,
+    })
+}
+
+/// `GET /fhir/R4/Subscription/{id}/$get-ws-binding-token` and `.../$events`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/Subscription/{id}/$get-ws-binding-token",
+            get(binding_token),
+        )
+        .route("/Subscription/{id}/$events", get(events))
+}
+
+/// The stored Subscription `id`, if `user` may use it.
+async fn owned(state: &AppState, user: &AuthUser, id: &str) -> Result<Value, FhirError> {
+    let missing = || FhirError::NotFound(format!("Subscription/{id} is not known"));
+    match state.store.read("Subscription", id).await? {
+        ReadOutcome::Found(stored) => {
+            let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+            if may_use(user, &resource) {
+                Ok(resource)
+            } else {
+                Err(missing())
+            }
+        }
+        ReadOutcome::Gone(_) => Err(FhirError::Gone(format!("Subscription/{id} was deleted"))),
+        ReadOutcome::NotFound => Err(missing()),
+    }
+}
+
+async fn binding_token(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, FhirError> {
+    let resource = owned(&state, &user, &id).await?;
+    if resource["status"] != "active" {
+        return Err(FhirError::Unprocessable(format!(
+            "Subscription/{id} is not active"
+        )));
+    }
+    let token = state
+        .auth
+        .issue_bind(&user.info(), &user.session_id, &id, BIND_TOKEN_TTL)?;
+    let expiration = Utc::now() + chrono::Duration::from_std(BIND_TOKEN_TTL).unwrap_or_default();
+    let base = crate::fhir::base_url(&headers);
+    let ws_url = base
+        .replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1)
+        .replace("/fhir/R4", "/ws/subscriptions-r4");
+    let parameters = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "token", "valueString": token},
+            {"name": "expiration", "valueDateTime": format_instant(expiration)},
+            {"name": "subscription", "valueString": format!("Subscription/{id}")},
+            {"name": "websocket-url", "valueUrl": ws_url},
+        ]
+    });
+    Ok(fhir_json(StatusCode::OK, parameters.to_string()))
+}
+
+/// `$events?eventsSinceNumber=&eventsUntilNumber=`: the notifications a client missed, from
+/// the log, as one `query-event` Bundle.
+async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, FhirError> {
+    let resource = owned(&state, &user, &id).await?;
+    let mut since = 0i64;
+    let mut until = i64::MAX;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = || {
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    FhirError::BadRequest(format!("{key} must be a non-negative integer"))
+                })
+        };
+        match key.as_ref() {
+            "eventsSinceNumber" => since = number()?,
+            "eventsUntilNumber" => until = number()?,
+            "content" if value == "full-resource" => {}
+            other => {
+                return Err(FhirError::BadRequest(format!(
+                    "{other} is not a parameter of $events (eventsSinceNumber, eventsUntilNumber, content=full-resource)"
+                )))
+            }
+        }
+    }
+    // Catch up with the log first, so the answer includes everything committed before it.
+    state.subscriptions.caught_up(state.store.head()).await;
+    let start_seq;
+    let count;
+    match state.subscriptions.active(&id) {
+        Some(active) => {
+            start_seq = active.start_seq;
+            count = active.count;
+        }
+        None => {
+            let row = state
+                .store
+                .subscription_states()
+                .await?
+                .into_iter()
+                .find(|r| r.subscription_id == id);
+            start_seq = row.as_ref().map_or(0, |r| r.start_seq);
+            count = row.map_or(0, |r| r.events_count);
+        }
+    }
+    let rows = state
+        .store
+        .subscription_events(&id, since, until, MAX_EVENTS_PAGE)
+        .await?;
+    let visibility = access::visibility(&state, &user).await?;
+    let listed: Vec<(i64, &EventRecord)> = rows.iter().map(|(n, e)| (*n, e)).collect();
+    let focus: Vec<&EventRecord> = rows
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| {
+            access::may_receive(
+                &user,
+                &visibility,
+                &e.resource_type,
+                e.patient_id.as_deref(),
+                restricted(e),
+            )
+        })
+        .collect();
+    let active = Active {
+        id: id.clone(),
+        owner: owner_of(&resource).unwrap_or_default().to_owned(),
+        criteria: Criteria::parse(resource["criteria"].as_str().unwrap_or_default())
+            .map_err(FhirError::BadRequest)?,
+        interactions: Vec::new(),
+        heartbeat: DEFAULT_HEARTBEAT,
+        start_seq,
+        count,
+    };
+    let base = crate::fhir::base_url(&headers);
+    let body = bundle(status(&active, "query-event", &listed), &focus, &base);
+    Ok(fhir_json(StatusCode::OK, body.to_string()))
+}
