@@ -56,6 +56,21 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the ")" that ends the command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(f64::NAN);
+    // SAFETY: sysconf only reads a system constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// Lifts this process's open-file limit to its hard limit (the server child inherits it).
 fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
@@ -317,6 +332,8 @@ async fn main() {
         .to_string()
     };
     let next = Arc::new(AtomicU64::new(0));
+    let server_cpu = cpu_seconds(pid);
+    let bench_cpu = cpu_seconds(std::process::id());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let writer_count = if rate == 0 { writers } else { writers.max(4) };
@@ -368,6 +385,8 @@ async fn main() {
         failures += task.await.unwrap();
     }
     let writing = started.elapsed();
+    let server_cores = (cpu_seconds(pid) - server_cpu) / writing.as_secs_f64();
+    let bench_cores = (cpu_seconds(std::process::id()) - bench_cpu) / writing.as_secs_f64();
     let writes = next.load(Ordering::Relaxed).min(MAX_WRITES as u64);
     let peak_rss = rss_mib(pid);
     done.store(true, Ordering::Relaxed);
@@ -419,4 +438,7 @@ async fn main() {
         .find(|l| l.starts_with("rounds_ws_slow_consumer_closes_total"))
         .unwrap_or("");
     println!("server RSS at the end of writing: {peak_rss:.1} MiB; {slow}");
+    println!(
+        "CPU while writing: server {server_cores:.2} cores, this load client {bench_cores:.2} cores (of 2)"
+    );
 }

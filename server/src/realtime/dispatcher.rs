@@ -93,9 +93,18 @@ pub fn restricted(event: &EventRecord) -> bool {
 }
 
 /// What each connected user may see, computed once per user and reused until invalidated.
-#[derive(Default)]
 pub struct AccessCache {
     by_user: HashMap<String, (Arc<Visibility>, Instant)>,
+    everything: Arc<Visibility>,
+}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        Self {
+            by_user: HashMap::new(),
+            everything: Arc::new(Visibility::everything()),
+        }
+    }
 }
 
 impl AccessCache {
@@ -106,7 +115,7 @@ impl AccessCache {
     /// The user's visibility; `None` if it cannot be computed now (then nothing is delivered).
     pub async fn get(&mut self, state: &AppState, user: &AuthUser) -> Option<Arc<Visibility>> {
         if user.role == Role::Admin {
-            return Some(Arc::new(Visibility::everything()));
+            return Some(self.everything.clone());
         }
         if let Some((visibility, at)) = self.by_user.get(&user.id) {
             if at.elapsed() < VISIBILITY_TTL {
@@ -137,6 +146,7 @@ async fn run(state: AppState) {
     let mut head = state.store.subscribe_head();
     let mut position = state.hub.dispatched();
     let mut cache = AccessCache::default();
+    let mut pending = Pending::default();
     loop {
         head.borrow_and_update();
         loop {
@@ -144,9 +154,10 @@ async fn run(state: AppState) {
                 Ok(batch) if batch.is_empty() => break,
                 Ok(batch) => {
                     for event in &batch {
-                        dispatch(&state, &mut cache, event).await;
+                        dispatch(&state, &mut cache, &mut pending, event).await;
                         position = event.seq;
                     }
+                    pending.flush(&state);
                 }
                 Err(error) => {
                     tracing::error!(%error, position, "reading the event log failed; retrying");
@@ -165,7 +176,58 @@ async fn run(state: AppState) {
     }
 }
 
-async fn dispatch(state: &AppState, cache: &mut AccessCache, event: &EventRecord) {
+/// Frames routed for one batch of the log, per connection, in `seq` order. Handing a connection
+/// all of its frames at once lets its writer flush them in one write: under load, one syscall per
+/// connection per batch instead of per event.
+#[derive(Default)]
+struct Pending {
+    by_connection: HashMap<u64, (Arc<super::hub::ConnHandle>, Vec<Outgoing>)>,
+}
+
+impl Pending {
+    fn push(&mut self, handle: &Arc<super::hub::ConnHandle>, frame: Outgoing) {
+        self.by_connection
+            .entry(handle.id)
+            .or_insert_with(|| (handle.clone(), Vec::new()))
+            .1
+            .push(frame);
+    }
+
+    fn flush(&mut self, state: &AppState) {
+        let metrics = &state.metrics;
+        let live = metrics
+            .updates_sent
+            .get_or_create(&vec![("mode", "live")])
+            .clone();
+        for (_, (handle, frames)) in self.by_connection.drain() {
+            for frame in frames {
+                match handle.queue.try_send(frame) {
+                    Ok(()) => {
+                        live.inc();
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        if !handle.closing() {
+                            metrics.slow_consumer_closes.inc();
+                            handle.close(CloseOrder {
+                                code: app::wire::CLOSE_TOO_SLOW,
+                                reason: "too slow: reconnect and resume with after_seq",
+                            });
+                        }
+                        break;
+                    }
+                    Err(TrySendError::Closed(_)) => break,
+                }
+            }
+        }
+    }
+}
+
+async fn dispatch(
+    state: &AppState,
+    cache: &mut AccessCache,
+    pending: &mut Pending,
+    event: &EventRecord,
+) {
     let metrics = &state.metrics;
     metrics.events_dispatched.inc();
     let committed = state.store.commit_instant(event.seq);
@@ -180,10 +242,6 @@ async fn dispatch(state: &AppState, cache: &mut AccessCache, event: &EventRecord
     }
     let frame = update_frame(event);
     let restricted = restricted(event);
-    let live = metrics
-        .updates_sent
-        .get_or_create(&vec![("mode", "live")])
-        .clone();
     for recipient in recipients {
         let handle = &recipient.handle;
         let allowed = match cache.get(state, &handle.user).await {
@@ -200,23 +258,12 @@ async fn dispatch(state: &AppState, cache: &mut AccessCache, event: &EventRecord
             metrics.deliveries_denied.inc();
             continue;
         }
-        match handle.queue.try_send(Outgoing {
-            text: frame.clone(),
-            committed,
-        }) {
-            Ok(()) => {
-                live.inc();
-            }
-            Err(TrySendError::Full(_)) => {
-                if !handle.closing() {
-                    metrics.slow_consumer_closes.inc();
-                    handle.close(CloseOrder {
-                        code: app::wire::CLOSE_TOO_SLOW,
-                        reason: "too slow: reconnect and resume with after_seq",
-                    });
-                }
-            }
-            Err(TrySendError::Closed(_)) => {}
-        }
+        pending.push(
+            handle,
+            Outgoing {
+                text: frame.clone(),
+                committed,
+            },
+        );
     }
 }

@@ -305,24 +305,32 @@ impl Hub {
     pub fn route(&self, seq: i64, rooms: &[String], resource_type: &str) -> Vec<Recipient> {
         let mut registry = self.lock();
         registry.dispatched = registry.dispatched.max(seq);
-        let mut seen: HashSet<u64> = HashSet::new();
+        // Only an event in several rooms can reach a connection twice.
+        let mut seen: Option<HashSet<u64>> = (rooms.len() > 1).then(HashSet::new);
         let mut out = Vec::new();
         for room in rooms {
             let Some(members) = registry.rooms.get(room) else {
                 continue;
             };
             for id in members {
-                if seen.contains(id) {
+                if seen.as_ref().is_some_and(|seen| seen.contains(id)) {
                     continue;
                 }
                 let Some(member) = registry.members.get(id) else {
                     continue;
                 };
+                // Being in this room's member set means one of its subscriptions holds the room;
+                // with a single subscription there is nothing more to look up.
+                let single = member.subs.len() == 1;
                 let live = member.subs.values().any(|sub| {
-                    sub.live_from.is_some_and(|from| from < seq) && sub.wants(rooms, resource_type)
+                    sub.live_from.is_some_and(|from| from < seq)
+                        && (sub.types.is_empty() || sub.types.contains(resource_type))
+                        && (single || sub.rooms.contains(room))
                 });
                 if live {
-                    seen.insert(*id);
+                    if let Some(seen) = seen.as_mut() {
+                        seen.insert(*id);
+                    }
                     out.push(Recipient {
                         handle: member.handle.clone(),
                     });
