@@ -29,18 +29,37 @@ test('subscribeToCriteria from @medplum/core receives numbered notifications', a
   expect(profile.resourceType).toBe('Practitioner');
   expect(medplum.getProfile()?.id).toBe('pr-chen');
 
-  // A patient Dr. Chen may see.
-  const patients = await medplum.searchResources('Patient', { _count: '1' });
-  const patient = patients[0];
+  // A patient Dr. Chen may see, and one she may not (the admin sees everyone).
+  const admin = new MedplumClient({ baseUrl: baseURL, fetch: globalThis.fetch.bind(globalThis) });
+  await admin.startClientLogin('admin', 'rounds-demo');
+  const hers = new Set((await medplum.searchResources('Patient', { _count: '1000' })).map((p) => p.id));
+  const patient = (await medplum.searchResources('Patient', { _count: '1' }))[0];
   expect(patient?.id).toBeTruthy();
+  const stranger = (await admin.searchResources('Patient', { _count: '1000' })).find((p) => !hers.has(p.id));
+  expect(stranger?.id, 'a patient Dr. Chen may not see').toBeTruthy();
 
-  const criteria = `ServiceRequest?patient=${patient.id}`;
+  // Notifications about a patient she may not see never come: both subscriptions share one
+  // socket, and the forbidden order is committed before each visible one, so had it been sent it
+  // would have arrived first.
+  const forbidden = medplum.subscribeToCriteria(`ServiceRequest?subject=Patient/${stranger?.id}`);
+  let forbiddenMessages = 0;
+  forbidden.addEventListener('message', () => forbiddenMessages++);
+  await nextEvent(forbidden, 'connect');
+
+  const criteria = `ServiceRequest?subject=Patient/${patient.id}`;
   const emitter = medplum.subscribeToCriteria(criteria);
   const connected = await nextEvent<{ subscriptionId: string }>(emitter, 'connect');
   expect(connected.subscriptionId).toBeTruthy();
 
   const numbers: string[] = [];
   for (let i = 0; i < 2; i++) {
+    await admin.createResource<ServiceRequest>({
+      resourceType: 'ServiceRequest',
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '58410-2', display: 'CBC panel' }] },
+      subject: { reference: `Patient/${stranger?.id}` },
+    });
     const message = nextEvent<Bundle>(emitter, 'message');
     const order = await medplum.createResource<ServiceRequest>({
       resourceType: 'ServiceRequest',
@@ -61,6 +80,7 @@ test('subscribeToCriteria from @medplum/core receives numbered notifications', a
   }
   // Medplum always sends "0"; Rounds counts.
   expect(numbers).toEqual(['1', '2']);
+  expect(forbiddenMessages).toBe(0);
 
   // The same notifications are there to catch up on.
   const events = await medplum.get(`fhir/R4/Subscription/${connected.subscriptionId}/$events?eventsSinceNumber=0`);
@@ -69,4 +89,5 @@ test('subscribeToCriteria from @medplum/core receives numbered notifications', a
 
   // Unsubscribing the last criteria closes the client's socket.
   medplum.unsubscribeFromCriteria(criteria);
+  medplum.unsubscribeFromCriteria(`ServiceRequest?subject=Patient/${stranger?.id}`);
 });

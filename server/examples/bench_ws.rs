@@ -12,6 +12,10 @@
 //!     cargo run --release -p server --example bench_ws -- --clients 1000 --rate 100 --seconds 10
 //!     cargo run --release -p server --example bench_ws -- --clients 1000 --rate 0 --writers 8
 //!     cargo run --release -p server --example bench_ws -- --idle 10000
+//!     cargo run --release -p server --example bench_ws -- --subscriptions 100 --rate 100
+//!
+//! With `--subscriptions N` the receivers are N FHIR Subscriptions (`Observation?subject=…`),
+//! each bound on its own `/ws/subscriptions-r4` socket, instead of `/ws` room clients.
 //!
 //! Loopback only; every loop is bounded by `--seconds`.
 
@@ -119,6 +123,7 @@ async fn start_server() -> Server {
         )
         .env("ROUNDS_SITE_ROOT", dir.path().join("site"))
         .env("ROUNDS_WS_QUEUE_FRAMES", "65536")
+        .env("ROUNDS_MAX_SUBSCRIPTIONS_PER_USER", "100000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -183,10 +188,61 @@ async fn open(base: &str, token: &str, room: &str) -> Socket {
     ws
 }
 
-/// The number in `"resource_id":"bench-<n>"`, found without parsing the whole frame.
+/// Creates a FHIR Subscription for `criteria`, binds it on its own `/ws/subscriptions-r4`
+/// socket and reads the handshake.
+async fn open_subscription(base: &str, token: &str, criteria: &str) -> Socket {
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/fhir/R4/Subscription"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Subscription", "status": "requested", "reason": "bench", "criteria": criteria, "channel": {"type": "websocket"}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("a subscription id");
+    let parameters: Value = http
+        .get(format!(
+            "{base}/fhir/R4/Subscription/{id}/$get-ws-binding-token"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let value = |name: &str, kind: &str| {
+        parameters["parameter"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["name"] == name))
+            .and_then(|p| p[kind].as_str())
+            .expect("binding parameters")
+            .to_owned()
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(value("websocket-url", "valueUrl"))
+        .await
+        .expect("handshake");
+    let bind =
+        json!({"type": "bind-with-token", "payload": {"token": value("token", "valueString")}});
+    ws.send(Message::text(bind.to_string())).await.unwrap();
+    while !matches!(ws.next().await, Some(Ok(Message::Text(_)))) {}
+    ws
+}
+
+/// n of the `bench-<n>` resource a frame carries (an update's `resource_id`, or a FHIR
+/// notification's focus), found without parsing the whole frame.
 fn bench_number(frame: &str) -> Option<usize> {
-    let at = frame.find("\"resource_id\":\"bench-")? + "\"resource_id\":\"bench-".len();
-    let digits = &frame[at..];
+    let marker = [
+        "\"resource_id\":\"bench-",
+        "\"reference\":\"Observation/bench-",
+    ]
+    .into_iter()
+    .find_map(|marker| frame.find(marker).map(|at| at + marker.len()))?;
+    let digits = &frame[marker..];
     let end = digits.find('"')?;
     digits[..end].parse().ok()
 }
@@ -271,15 +327,27 @@ async fn main() {
     let patient = arg_str("--patient").unwrap_or_else(|| "pat-001".into());
     let room = format!("patient:{patient}");
 
-    let mut sockets = Vec::with_capacity(clients);
-    for chunk in 0..clients.div_ceil(250) {
-        let batch = (clients - chunk * 250).min(250);
-        sockets.extend(
-            futures_util::future::join_all((0..batch).map(|_| open(&server.base, &token, &room)))
+    let subscriptions = arg("--subscriptions", 0) as usize;
+    let mut sockets = Vec::with_capacity(clients.max(subscriptions));
+    if subscriptions > 0 {
+        let criteria = format!("Observation?subject=Patient/{patient}");
+        for _ in 0..subscriptions {
+            sockets.push(open_subscription(&server.base, &token, &criteria).await);
+        }
+        println!("{subscriptions} FHIR Subscriptions ({criteria}), each bound on its own socket");
+    } else {
+        for chunk in 0..clients.div_ceil(250) {
+            let batch = (clients - chunk * 250).min(250);
+            sockets.extend(
+                futures_util::future::join_all(
+                    (0..batch).map(|_| open(&server.base, &token, &room)),
+                )
                 .await,
-        );
+            );
+        }
+        println!("{clients} clients subscribed to {room}");
     }
-    println!("{clients} clients subscribed to {room}");
+    let clients = sockets.len();
 
     // Write n's send time (µs since `epoch`) is sent_at[n].
     const MAX_WRITES: usize = 2_000_000;

@@ -344,23 +344,26 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// The access token a request carries: the bearer header first, else the session cookie (then
+/// `true`: the request needs CSRF protection).
+fn access_token(headers: &HeaderMap) -> Result<(&str, bool), FhirError> {
+    match bearer(headers)? {
+        Some(token) => Ok((token, false)),
+        None => cookie(headers, ACCESS_COOKIE)
+            .map(|token| (token, true))
+            .ok_or_else(|| {
+                FhirError::Unauthorized("sign in first: no access token was sent".into())
+            }),
+    }
+}
+
 /// Authenticates a request (used by the extractor, the WebSocket upgrade and server functions).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
 ) -> Result<AuthUser, FhirError> {
-    let (token, via_cookie) = match bearer(headers)? {
-        Some(token) => (token, false),
-        None => match cookie(headers, ACCESS_COOKIE) {
-            Some(token) => (token, true),
-            None => {
-                return Err(FhirError::Unauthorized(
-                    "sign in first: no access token was sent".into(),
-                ))
-            }
-        },
-    };
+    let (token, via_cookie) = access_token(headers)?;
     let claims = state.auth.verify(token, Purpose::Access)?;
     user_from_claims(state, claims, via_cookie, headers, method).await
 }
@@ -380,17 +383,7 @@ pub async fn authenticate_socket(
         let user = user_from_claims(state, claims, false, headers, &Method::GET).await?;
         return Ok((user, expires));
     }
-    let (token, via_cookie) = match bearer(headers)? {
-        Some(token) => (token, false),
-        None => match cookie(headers, ACCESS_COOKIE) {
-            Some(token) => (token, true),
-            None => {
-                return Err(FhirError::Unauthorized(
-                    "sign in first: no access token was sent".into(),
-                ))
-            }
-        },
-    };
+    let (token, via_cookie) = access_token(headers)?;
     if via_cookie && headers.contains_key(header::ORIGIN) && !same_origin(headers) {
         return Err(FhirError::Forbidden(
             "cross-site WebSocket refused (Origin does not match)".into(),

@@ -38,6 +38,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// Frames that may wait for one WebSocket before it is closed as too slow (4408).
     pub ws_queue_frames: usize,
+    /// Active FHIR Subscriptions one user may hold.
+    pub max_subscriptions_per_user: usize,
 }
 
 impl fmt::Debug for Config {
@@ -56,6 +58,10 @@ impl fmt::Debug for Config {
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
             .field("ws_queue_frames", &self.ws_queue_frames)
+            .field(
+                "max_subscriptions_per_user",
+                &self.max_subscriptions_per_user,
+            )
             .finish()
     }
 }
@@ -76,6 +82,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             ws_queue_frames: 4096,
+            max_subscriptions_per_user: 25,
         }
     }
 }
@@ -148,6 +155,11 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "--ws-queue-frames",
         "ROUNDS_WS_QUEUE_FRAMES",
         "frames queued per WebSocket before it is closed as too slow [4096]",
+    ),
+    (
+        "--max-subscriptions-per-user",
+        "ROUNDS_MAX_SUBSCRIPTIONS_PER_USER",
+        "active FHIR Subscriptions one user may hold [25]",
     ),
 ];
 
@@ -265,6 +277,10 @@ impl Config {
                     config.ws_queue_frames = parse_positive(&value)
                         .filter(|n| *n >= 16)
                         .ok_or_else(|| invalid("expected an integer of at least 16"))?
+                }
+                "--max-subscriptions-per-user" => {
+                    config.max_subscriptions_per_user = parse_positive(&value)
+                        .ok_or_else(|| invalid("expected a positive integer"))?
                 }
                 _ => unreachable!("flags are checked against OPTIONS above"),
             }

@@ -556,10 +556,10 @@ async fn create(
     // the matcher has registered it (events committed after the answer are notified).
     let _creating = if rtype == "Subscription" {
         let guard = state.subscriptions.create_lock.lock().await;
-        if state.subscriptions.count_owned_by(&user.id) >= crate::subscriptions::MAX_PER_USER {
+        let cap = state.config.max_subscriptions_per_user;
+        if state.subscriptions.count_owned_by(&user.id) >= cap {
             return Err(FhirError::Unprocessable(format!(
-                "you already hold {} active subscriptions; delete one first",
-                crate::subscriptions::MAX_PER_USER
+                "you already hold {cap} active subscriptions; delete one first"
             )));
         }
         crate::subscriptions::prepare(&user, None, &mut resource)?;

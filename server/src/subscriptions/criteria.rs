@@ -66,28 +66,44 @@ impl Criteria {
 
     /// Whether `resource` (of type `resource_type`, id `id`) matches.
     pub fn matches(&self, resource_type: &str, id: &str, resource: &Value) -> bool {
+        self.matches_facts(resource_type, id, &Facts::of(resource_type, resource))
+    }
+
+    /// The same, with the resource's search facts extracted once for many criteria.
+    pub fn matches_facts(&self, resource_type: &str, id: &str, facts: &Facts) -> bool {
         if resource_type != self.resource_type {
             return false;
         }
-        if self.query.clauses.is_empty() {
-            return true;
-        }
-        let entries = index_entries(resource_type, resource);
-        let last_updated = resource
-            .pointer("/meta/lastUpdated")
-            .and_then(Value::as_str)
-            .and_then(|text| crate::fhir::date::element_range(&Value::String(text.to_owned())))
-            .map(|(start, _)| start);
-        let patient = app::fhir::patient_id(resource);
         self.query.clauses.iter().all(|clause| {
             clause_matches(
                 clause,
                 id,
-                patient.as_deref(),
-                last_updated.as_deref(),
-                &entries,
+                facts.patient.as_deref(),
+                facts.last_updated.as_deref(),
+                &facts.entries,
             )
         })
+    }
+}
+
+/// What criteria look at in one resource version: its index entries, patient and lastUpdated.
+pub struct Facts {
+    entries: IndexEntries,
+    patient: Option<String>,
+    last_updated: Option<String>,
+}
+
+impl Facts {
+    pub fn of(resource_type: &str, resource: &Value) -> Self {
+        Self {
+            entries: index_entries(resource_type, resource),
+            patient: app::fhir::patient_id(resource),
+            last_updated: resource
+                .pointer("/meta/lastUpdated")
+                .and_then(Value::as_str)
+                .and_then(|text| crate::fhir::date::element_range(&Value::String(text.to_owned())))
+                .map(|(start, _)| start),
+        }
     }
 }
 

@@ -57,8 +57,6 @@ pub const INTERACTION_EXTENSION: &str =
 /// The Backport IG's heartbeat period, in seconds, on `Subscription.channel`.
 pub const HEARTBEAT_EXTENSION: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period";
-/// Active subscriptions one user may hold.
-pub const MAX_PER_USER: usize = 25;
 /// How long a binding token may be used to bind.
 pub const BIND_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
 /// Heartbeat period when the Subscription names none.
@@ -137,11 +135,11 @@ impl Active {
         })
     }
 
-    fn wants(&self, event: &EventRecord, resource: &Value) -> bool {
+    fn wants(&self, event: &EventRecord, facts: &criteria::Facts) -> bool {
         (self.interactions.is_empty() || self.interactions.contains(&event.action))
             && self
                 .criteria
-                .matches(&event.resource_type, &event.resource_id, resource)
+                .matches_facts(&event.resource_type, &event.resource_id, facts)
     }
 }
 
@@ -346,65 +344,83 @@ fn status(active: &Active, kind: &str, events: &[(i64, &EventRecord)]) -> Value 
     status
 }
 
-/// A `history` Bundle: the status first, then the focus resources.
-fn bundle(status: Value, focus: &[&EventRecord], base: &str) -> Value {
+/// The Bundle entry of one event's focus resource, rendered once per event: the stored JSON
+/// text is spliced in as it is, never parsed again.
+pub fn focus_entry(event: &EventRecord, base: &str) -> String {
+    let (method, code) = match event.action {
+        Action::Created => ("POST", "201"),
+        Action::Updated => ("PUT", "200"),
+        Action::Deleted => ("DELETE", "204"),
+    };
+    let url = format!("{}/{}", event.resource_type, event.resource_id);
+    let head = json!({
+        "fullUrl": format!("{base}/{url}"),
+        "request": {"method": method, "url": url},
+        "response": {"status": code, "etag": format!("W/\"{}\"", event.version_id)},
+    })
+    .to_string();
+    if event.action == Action::Deleted {
+        head
+    } else {
+        // `head` is a JSON object: reopen it to add the resource.
+        format!(
+            "{},\"resource\":{}}}",
+            &head[..head.len() - 1],
+            event.resource_json
+        )
+    }
+}
+
+/// A `history` Bundle: the status first, then the (pre-rendered) focus entries.
+fn bundle(status: Value, focus: &[&str]) -> String {
     let subscription = status["subscription"]["reference"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let mut entries = vec![json!({
+    let status_entry = json!({
         "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         "resource": status,
         "request": {"method": "GET", "url": format!("{subscription}/$status")},
         "response": {"status": "200"},
-    })];
-    for event in focus {
-        let resource: Value = serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
-        let (method, code) = match event.action {
-            Action::Created => ("POST", "201"),
-            Action::Updated => ("PUT", "200"),
-            Action::Deleted => ("DELETE", "204"),
-        };
-        let url = format!("{}/{}", event.resource_type, event.resource_id);
-        let mut entry = json!({
-            "fullUrl": format!("{base}/{url}"),
-            "request": {"method": method, "url": url},
-            "response": {"status": code, "etag": format!("W/\"{}\"", event.version_id)},
-        });
-        if event.action != Action::Deleted {
-            entry["resource"] = resource;
-        }
-        entries.push(entry);
-    }
-    json!({
+    });
+    let head = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "type": "history",
         "timestamp": format_instant(Utc::now()),
-        "entry": entries,
     })
+    .to_string();
+    let mut text =
+        String::with_capacity(head.len() + 512 + focus.iter().map(|f| f.len() + 1).sum::<usize>());
+    text.push_str(&head[..head.len() - 1]);
+    text.push_str(",\"entry\":[");
+    text.push_str(&status_entry.to_string());
+    for entry in focus {
+        text.push(',');
+        text.push_str(entry);
+    }
+    text.push_str("]}");
+    text
 }
 
 /// The `handshake` Bundle sent when a socket binds.
 pub fn handshake(active: &Active) -> String {
-    bundle(status(active, "handshake", &[]), &[], "").to_string()
+    bundle(status(active, "handshake", &[]), &[])
 }
 
 /// The `heartbeat` Bundle.
 pub fn heartbeat(active: &Active) -> String {
-    bundle(status(active, "heartbeat", &[]), &[], "").to_string()
+    bundle(status(active, "heartbeat", &[]), &[])
 }
 
-/// One `event-notification` Bundle.
-pub fn notification(active: &Active, number: i64, event: &EventRecord, base: &str) -> String {
+/// One `event-notification` Bundle; `focus` is the event's [`focus_entry`].
+pub fn notification(active: &Active, number: i64, event: &EventRecord, focus: &str) -> String {
     let mut at_event = active.clone();
     at_event.count = number;
     bundle(
         status(&at_event, "event-notification", &[(number, event)]),
-        &[event],
-        base,
+        &[focus],
     )
-    .to_string()
 }
 
 /// Starts this node's matcher.
@@ -475,29 +491,43 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 if ACCESS_TYPES.contains(&event.resource_type.as_str()) {
                     access.clear();
                 }
-                let resource: Value =
-                    serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
                 if event.resource_type == "Subscription" {
+                    let resource: Value =
+                        serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
                     let row = apply_subscription_change(registry, event, &resource);
                     changed.insert(row.subscription_id.clone(), row);
                     continue;
                 }
-                let candidates: Vec<Active> = registry
-                    .lock()
-                    .active
-                    .values()
-                    .filter(|s| s.criteria.resource_type == event.resource_type)
-                    .cloned()
-                    .collect();
-                for candidate in candidates {
-                    if !candidate.wants(event, &resource) {
-                        continue;
-                    }
-                    let owner = match owners.get(&candidate.owner) {
+                // Which subscriptions match, decided under the lock without cloning them; the
+                // resource's search facts are extracted once for all of them.
+                let mut facts: Option<criteria::Facts> = None;
+                let matched: Vec<(String, String)> = {
+                    let inner = registry.lock();
+                    inner
+                        .active
+                        .values()
+                        .filter(|s| s.criteria.resource_type == event.resource_type)
+                        .filter(|s| {
+                            let facts = facts.get_or_insert_with(|| {
+                                let resource: Value = serde_json::from_str(&event.resource_json)
+                                    .unwrap_or(Value::Null);
+                                criteria::Facts::of(&event.resource_type, &resource)
+                            });
+                            s.wants(event, facts)
+                        })
+                        .map(|s| (s.id.clone(), s.owner.clone()))
+                        .collect()
+                };
+                if matched.is_empty() {
+                    continue;
+                }
+                let restricted = restricted(event);
+                for (id, owner_id) in matched {
+                    let owner = match owners.get(&owner_id) {
                         Some(owner) => owner.clone(),
                         None => {
-                            let owner = load_user(state, &candidate.owner).await;
-                            owners.insert(candidate.owner.clone(), owner.clone());
+                            let owner = load_user(state, &owner_id).await;
+                            owners.insert(owner_id.clone(), owner.clone());
                             owner
                         }
                     };
@@ -510,12 +540,12 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                         &visibility,
                         &event.resource_type,
                         event.patient_id.as_deref(),
-                        restricted(event),
+                        restricted,
                     ) {
                         continue;
                     }
                     let mut inner = registry.lock();
-                    let Some(active) = inner.active.get_mut(&candidate.id) else {
+                    let Some(active) = inner.active.get_mut(&id) else {
                         continue;
                     };
                     active.count += 1;
@@ -536,11 +566,15 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
             let states: Vec<SubscriptionState> = changed.into_values().collect();
             store.record_notifications(last, &states, &numbered).await?;
             position = last;
+            let mut focus: HashMap<usize, String> = HashMap::new();
             for (id, number, index) in sends {
                 let Some(active) = registry.active(&id) else {
                     continue;
                 };
-                let text = notification(&active, number, &batch[index], &base);
+                let entry = focus
+                    .entry(index)
+                    .or_insert_with(|| focus_entry(&batch[index], &base));
+                let text = notification(&active, number, &batch[index], entry);
                 registry.deliver(
                     &id,
                     socket::Frame {
@@ -735,7 +769,7 @@ async fn events(
         .await?;
     let visibility = access::visibility(&state, &user).await?;
     let listed: Vec<(i64, &EventRecord)> = rows.iter().map(|(n, e)| (*n, e)).collect();
-    let focus: Vec<&EventRecord> = rows
+    let focus: Vec<String> = rows
         .iter()
         .map(|(_, e)| e)
         .filter(|e| {
@@ -747,6 +781,7 @@ async fn events(
                 restricted(e),
             )
         })
+        .map(|e| focus_entry(e, &crate::fhir::base_url(&headers)))
         .collect();
     let active = Active {
         id: id.clone(),
@@ -758,7 +793,7 @@ async fn events(
         start_seq,
         count,
     };
-    let base = crate::fhir::base_url(&headers);
-    let body = bundle(status(&active, "query-event", &listed), &focus, &base);
-    Ok(fhir_json(StatusCode::OK, body.to_string()))
+    let focus: Vec<&str> = focus.iter().map(String::as_str).collect();
+    let body = bundle(status(&active, "query-event", &listed), &focus);
+    Ok(fhir_json(StatusCode::OK, body))
 }

@@ -28,7 +28,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::{handshake, heartbeat, notification, Binding};
+use super::{focus_entry, handshake, heartbeat, notification, Binding};
 use crate::{auth::Purpose, fhir::error::operation_outcome, fhir::error::Issue, state::AppState};
 
 /// One frame for a subscription socket.
@@ -290,7 +290,7 @@ async fn catch_up(
             let frame = Frame {
                 subscription: Some(subscription.to_owned()),
                 number: Some(*number),
-                text: notification(&active, *number, event, &base).into(),
+                text: notification(&active, *number, event, &focus_entry(event, &base)).into(),
             };
             if queue.send(frame).await.is_err() {
                 return last;

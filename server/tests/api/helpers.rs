@@ -1,7 +1,11 @@
 //! Spawning isolated Rounds instances for the integration tests: each on its own port with its
 //! own fresh SQLite database, stopped when the `TestApp` is dropped.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
 use reqwest::{Client, Method, Response, StatusCode};
 use rounds::{state::AppState, Application, Config};
@@ -189,4 +193,32 @@ pub async fn visible_patients(app: &TestApp, token: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// A client WebSocket.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long any single expected frame may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The next text frame as JSON, passing over those `skip` says to; panics on a close, an error
+/// or a timeout.
+pub async fn next_json_where(stream: &mut Socket, skip: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("a frame arrives in time")
+            .expect("the socket is open")
+            .expect("the frame is readable");
+        match frame {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if !skip(&value) {
+                    return value;
+                }
+            }
+            Message::Close(close) => panic!("closed unexpectedly: {close:?}"),
+            _ => {}
+        }
+    }
 }

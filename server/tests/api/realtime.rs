@@ -7,19 +7,14 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use rounds::auth::Purpose;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, Message},
-    MaybeTlsStream, WebSocketStream,
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+use crate::helpers::{
+    entries, next_json_where, order, spawn_app, spawn_with, visible_patients, TestApp, WAIT,
 };
 
-use crate::helpers::{entries, order, spawn_app, spawn_with, visible_patients, TestApp};
-
-/// How long any single expected frame may take before the test fails.
-const WAIT: Duration = Duration::from_secs(15);
-
 pub struct Ws {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    stream: crate::helpers::Socket,
 }
 
 /// How a socket ended.
@@ -65,21 +60,7 @@ impl Ws {
 
     /// The next text frame that is not a heartbeat.
     pub async fn next_json(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.stream.next())
-                .await
-                .expect("a frame arrives in time")
-                .expect("the socket is open")
-                .expect("the frame is readable");
-            if let Message::Text(text) = frame {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["type"] != "heartbeat" {
-                    return value;
-                }
-            } else if let Message::Close(close) = frame {
-                panic!("closed unexpectedly: {close:?}");
-            }
-        }
+        next_json_where(&mut self.stream, |v| v["type"] == "heartbeat").await
     }
 
     /// The next `update`.

@@ -3,19 +3,18 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use reqwest::StatusCode;
 use rounds::{Application, Config};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{tungstenite::Message, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{order, spawn_app, visible_patients, TestApp, PASSWORD, SECRET};
-
-const WAIT: Duration = Duration::from_secs(15);
+use crate::helpers::{
+    next_json_where, order, spawn_app, visible_patients, TestApp, PASSWORD, SECRET,
+};
 
 struct SubSocket {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    stream: crate::helpers::Socket,
 }
 
 impl SubSocket {
@@ -35,19 +34,10 @@ impl SubSocket {
 
     /// The next JSON message that is not a heartbeat Bundle.
     async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.stream.next())
-                .await
-                .expect("a message in time")
-                .expect("open")
-                .expect("readable");
-            if let Message::Text(text) = frame {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["entry"][0]["resource"]["type"] != "heartbeat" {
-                    return value;
-                }
-            }
-        }
+        next_json_where(&mut self.stream, |v| {
+            v["entry"][0]["resource"]["type"] == "heartbeat"
+        })
+        .await
     }
 
     async fn bind(&mut self, token: &str, since: Option<i64>) -> Value {
@@ -206,10 +196,13 @@ async fn notifications_carry_real_increasing_event_numbers_and_catch_up_works() 
     assert_eq!(notified(&socket.next().await), ("2".into(), second));
     drop(socket);
 
-    // Missed while disconnected.
+    // Missed while disconnected: 50 matching events (and some that do not match).
     let mut missed = Vec::new();
-    for _ in 0..3 {
+    for i in 0..50 {
         missed.push(place(&app, &chen, mine).await);
+        if i % 10 == 0 {
+            place(&app, &chen, other).await;
+        }
     }
     let (code, events) = app
         .get_json(
@@ -219,15 +212,25 @@ async fn notifications_carry_real_increasing_event_numbers_and_catch_up_works() 
         .await;
     assert_eq!(code, StatusCode::OK, "{events}");
     assert_eq!(status(&events)["type"], "query-event");
-    assert_eq!(status(&events)["eventsSinceSubscriptionStart"], "5");
-    let numbers: Vec<&str> = status(&events)["notificationEvent"]
+    assert_eq!(status(&events)["eventsSinceSubscriptionStart"], "52");
+    let listed: Vec<(String, String)> = status(&events)["notificationEvent"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["eventNumber"].as_str().unwrap())
+        .map(|e| {
+            (
+                e["eventNumber"].as_str().unwrap().to_owned(),
+                e["focus"]["reference"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(numbers, vec!["3", "4", "5"]);
-    assert_eq!(events["entry"].as_array().unwrap().len(), 4);
+    let expected: Vec<(String, String)> = missed
+        .iter()
+        .enumerate()
+        .map(|(i, focus)| ((i + 3).to_string(), focus.clone()))
+        .collect();
+    assert_eq!(listed, expected, "exactly the 50 missed, in order");
+    assert_eq!(events["entry"].as_array().unwrap().len(), 51);
     let (_, until) = app
         .get_json(
             &chen,
@@ -251,7 +254,7 @@ async fn notifications_carry_real_increasing_event_numbers_and_catch_up_works() 
     );
     let live = place(&app, &chen, mine).await;
     let mut got = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..51 {
         got.push(notified(&socket.next().await));
     }
     missed.push(live);
@@ -397,9 +400,9 @@ async fn bad_tokens_and_garbage_get_an_operation_outcome_and_no_binding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_may_hold_at_most_the_cap() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_with(|config| config.max_subscriptions_per_user = 5).await;
     let nurse = app.token("nurse.patel").await;
-    for i in 0..rounds::subscriptions::MAX_PER_USER {
+    for i in 0..5 {
         subscribe(
             &app,
             &nurse,
@@ -621,5 +624,50 @@ async fn the_oauth_token_endpoint_and_profile_serve_api_clients() {
         assert!(response.status().is_client_error(), "{form:?}");
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].is_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_arrive_at_the_subscriptions_period() {
+    let app = spawn_app().await;
+    let chen = app.token("dr.chen").await;
+    let response = app
+        .post(
+            &chen,
+            "/fhir/R4/Subscription",
+            &json!({
+                "resourceType": "Subscription", "status": "requested", "reason": "beats",
+                "criteria": "Flag",
+                "channel": {"type": "websocket", "extension": [{
+                    "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period",
+                    "valueUnsignedInt": 1
+                }]}
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (token, url) = binding(&app, &chen, &id).await;
+    let mut socket = SubSocket::open(&url).await;
+    socket.bind(&token, None).await;
+    let mut arrivals = Vec::new();
+    while arrivals.len() < 3 {
+        let beat = next_json_where(&mut socket.stream, |_| false).await;
+        assert_eq!(status(&beat)["type"], "heartbeat", "{beat}");
+        assert_eq!(
+            status(&beat)["subscription"]["reference"],
+            format!("Subscription/{id}")
+        );
+        arrivals.push(tokio::time::Instant::now());
+    }
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(2500),
+            "heartbeats {gap:?} apart for a 1 s period"
+        );
     }
 }
