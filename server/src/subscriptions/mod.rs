@@ -477,6 +477,7 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
     let mut head = store.subscribe_head();
     let mut access = AccessCache::default();
     let mut owners: HashMap<String, Option<AuthUser>> = HashMap::new();
+    let mut saved = std::time::Instant::now();
     loop {
         head.borrow_and_update();
         loop {
@@ -564,7 +565,17 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 }
             }
             let states: Vec<SubscriptionState> = changed.into_values().collect();
-            store.record_notifications(last, &states, &numbered).await?;
+            // Numbers are committed before they are sent. A batch that changed nothing only
+            // moves the position, which is saved at most once a second: the single writer
+            // connection is the store's bottleneck, and re-reading a second of log after a
+            // crash hands out no number twice (those events matched nothing).
+            if !states.is_empty()
+                || !numbered.is_empty()
+                || saved.elapsed() >= Duration::from_secs(1)
+            {
+                store.record_notifications(last, &states, &numbered).await?;
+                saved = std::time::Instant::now();
+            }
             position = last;
             let mut focus: HashMap<usize, String> = HashMap::new();
             for (id, number, index) in sends {
