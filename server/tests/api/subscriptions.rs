@@ -666,7 +666,7 @@ async fn heartbeats_arrive_at_the_subscriptions_period() {
     for pair in arrivals.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
-            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(2500),
+            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(4000),
             "heartbeats {gap:?} apart for a 1 s period"
         );
     }
