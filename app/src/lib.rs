@@ -5,10 +5,14 @@
 //! below render on the server first and hydrate in the browser. Browser-only code sits behind the
 //! `hydrate` feature, server-only code behind `ssr`.
 
+// Leptos' statically typed views nest deeply; sections erase their types, this is the margin.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod auth;
 pub mod events;
 pub mod fhir;
+pub mod realtime;
 pub mod wire;
 
 use leptos::prelude::*;
@@ -171,6 +175,22 @@ fn Shell(workspace: Workspace) -> impl IntoView {
         })
     };
     let census_items = census.clone();
+    // Live updates start once the page is hydrated (effects do not run on the server).
+    let realtime = realtime::Realtime::new();
+    let watched: Vec<String> =
+        patients.with_value(|all| all.iter().map(|p| p.id.clone()).collect());
+    Effect::new(move |started: Option<bool>| {
+        if started.is_none() {
+            #[cfg(feature = "hydrate")]
+            realtime::start(realtime, watched.clone());
+            #[cfg(not(feature = "hydrate"))]
+            let _ = &watched;
+        }
+        true
+    });
+    #[cfg(feature = "hydrate")]
+    on_cleanup(realtime::stop);
+    provide_context(realtime);
     view! {
         <div class="app-shell" data-testid="app-shell">
             {view! {
@@ -187,11 +207,11 @@ fn Shell(workspace: Workspace) -> impl IntoView {
                 </button>
                 <span class="brand">"Rounds"</span>
                 <span
-                    class="connection offline"
+                    class=move || realtime.state.get().class()
                     data-testid="connection-status"
                     title="Live updates arrive with the realtime hub"
                 >
-                    "Live updates: not connected"
+                    {move || realtime.state.get().label()}
                 </span>
                 <span class="user" data-testid="current-user">
                     {user.name.clone()}
@@ -291,15 +311,34 @@ fn PatientRow(patient: PatientSummary) -> impl IntoView {
         (None, Some(gender)) => sex_letter(gender).to_owned(),
         (None, None) => String::new(),
     };
+    let updates = use_context::<realtime::Realtime>().map(|realtime| {
+        let id = patient.id.clone();
+        move || {
+            realtime
+                .per_patient
+                .with(|counts| counts.get(&id).copied().unwrap_or(0))
+        }
+    });
+    let badge = move || {
+        let count = updates.as_ref().map(|count| count()).unwrap_or(0);
+        (count > 0).then(|| {
+            view! {
+                <span class="badge" data-testid="live-badge" title="Changes since you opened the page">
+                    {format!("{count} new")}
+                </span>
+            }
+        })
+    };
     view! {
         <tr data-testid="patient-row" data-patient-id=patient.id.clone()>
-            <td class="name">{patient.name}</td>
+            <td class="name">{patient.name}{badge}</td>
             <td>{patient.mrn.unwrap_or_default()}</td>
             <td>{age_sex}</td>
             <td>{patient.unit_name.unwrap_or_default()}</td>
             <td>{patient.bed.unwrap_or_default()}</td>
         </tr>
     }
+    .into_any()
 }
 
 fn sex_letter(gender: &str) -> &'static str {
