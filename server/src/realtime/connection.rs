@@ -120,7 +120,7 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
     let welcome = ServerMessage::Welcome(wire::Welcome {
         connection_id: connection_id.clone(),
         user: handle.user.info(),
-        seq: state.hub.dispatched(),
+        seq: state.store.head(),
         heartbeat_ms: state.config.heartbeat.as_millis() as u64,
     });
     let _ = queue.try_send(Outgoing::reply(welcome.to_json()));
@@ -208,7 +208,7 @@ async fn write_loop(
                 if silent > 2 * period.as_millis() as u64 + period.as_millis() as u64 / 2 {
                     break CloseOrder { code: wire::CLOSE_POLICY, reason: "no answer to two heartbeats" };
                 }
-                let beat = ServerMessage::Heartbeat { seq: state.hub.dispatched() }.to_json();
+                let beat = ServerMessage::Heartbeat { seq: state.store.head() }.to_json();
                 let sent = async {
                     sink.feed(Message::Text(beat.into())).await?;
                     sink.feed(Message::Ping(Default::default())).await?;
@@ -466,9 +466,13 @@ async fn subscribe(
         }
     };
     let replay = after_seq.filter(|_| reset.is_none());
-    state
-        .hub
-        .subscribe(handle.id, &subscription_id, sub.clone(), replay.is_some());
+    state.hub.subscribe(
+        handle.id,
+        &subscription_id,
+        sub.clone(),
+        replay.is_some(),
+        state.store.head(),
+    );
     let mut granted: Vec<String> = sub.rooms.iter().cloned().collect();
     granted.sort();
     let subscribed = ServerMessage::Subscribed(wire::Subscribed {
@@ -479,7 +483,7 @@ async fn subscribe(
     send(queue, subscribed.to_json()).await?;
     if let Some(reason) = reset {
         state.metrics.resets.inc();
-        let seq = state.hub.dispatched();
+        let seq = state.store.head();
         send(queue, ServerMessage::Reset { reason, seq }.to_json()).await?;
     }
     if let Some(after) = replay {

@@ -225,12 +225,18 @@ impl Hub {
     }
 
     /// Adds (or replaces) a subscription. With `replay` it starts in replay mode and receives no
-    /// live event until [`Hub::go_live`]; otherwise it is live from the current position.
-    /// Returns that position.
-    pub fn subscribe(&self, id: u64, sub_id: &str, mut sub: Sub, replay: bool) -> i64 {
+    /// live event until [`Hub::go_live`]; otherwise it receives the events after `head`, the last
+    /// committed `seq` when it was asked for (the dispatcher may not have routed up to it yet;
+    /// what was committed before the subscription is not its to receive). Returns the dispatch
+    /// position.
+    pub fn subscribe(&self, id: u64, sub_id: &str, mut sub: Sub, replay: bool, head: i64) -> i64 {
         let mut registry = self.lock();
         let dispatched = registry.dispatched;
-        sub.live_from = if replay { None } else { Some(dispatched) };
+        sub.live_from = if replay {
+            None
+        } else {
+            Some(head.max(dispatched))
+        };
         let Some(member) = registry.members.get_mut(&id) else {
             return dispatched;
         };
@@ -445,8 +451,9 @@ mod tests {
             "a",
             sub(&["patient:p1", "facility:alerts"]),
             false,
+            0,
         );
-        hub.subscribe(handle.id, "b", sub(&["patient:p1"]), false);
+        hub.subscribe(handle.id, "b", sub(&["patient:p1"]), false, 0);
         let rooms = vec!["patient:p1".to_string(), "facility:alerts".to_string()];
         assert_eq!(hub.route(1, &rooms, "Observation").len(), 1);
         assert!(hub.unsubscribe(handle.id, "a"));
@@ -464,7 +471,7 @@ mod tests {
         let hub = Hub::new(Metrics::new(), 10);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
-        hub.subscribe(handle.id, "a", sub(&["patient:p1"]), true);
+        hub.subscribe(handle.id, "a", sub(&["patient:p1"]), true, 10);
         let rooms = vec!["patient:p1".to_string()];
         assert!(hub.route(11, &rooms, "Observation").is_empty(), "replaying");
         assert!(!hub.go_live(handle.id, "a", 10), "11 was routed past it");
@@ -474,13 +481,26 @@ mod tests {
     }
 
     #[test]
+    fn a_live_subscription_starts_after_the_commit_head_not_the_dispatch_position() {
+        let hub = Hub::new(Metrics::new(), 5);
+        let (tx, _rx) = mpsc::channel(8);
+        let (handle, _) = hub.connect(user(), tx);
+        // Committed up to 7, routed up to 5: 6 and 7 were committed before the subscription.
+        hub.subscribe(handle.id, "a", sub(&["patient:p1"]), false, 7);
+        let rooms = vec!["patient:p1".to_string()];
+        assert!(hub.route(6, &rooms, "Observation").is_empty());
+        assert!(hub.route(7, &rooms, "Observation").is_empty());
+        assert_eq!(hub.route(8, &rooms, "Observation").len(), 1);
+    }
+
+    #[test]
     fn resource_type_filters_narrow_a_subscription() {
         let hub = Hub::new(Metrics::new(), 0);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
         let mut only_orders = sub(&["patient:p1"]);
         only_orders.types.insert("ServiceRequest".into());
-        hub.subscribe(handle.id, "a", only_orders, false);
+        hub.subscribe(handle.id, "a", only_orders, false, 0);
         let rooms = vec!["patient:p1".to_string()];
         assert!(hub.route(1, &rooms, "Observation").is_empty());
         assert_eq!(hub.route(2, &rooms, "ServiceRequest").len(), 1);
