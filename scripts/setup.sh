@@ -11,6 +11,9 @@ MODE="${1:-run}"
 CARGO_LEPTOS_VERSION="0.3.10"
 BINARYEN_MIN_VERSION=120
 
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
+
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 need_cmd() {
