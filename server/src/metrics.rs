@@ -30,7 +30,7 @@ type KindLabels = Vec<(&'static str, &'static str)>;
 /// Every metric Rounds exports. Cheap to clone handles live inside; share it as `Arc<Metrics>`.
 pub struct Metrics {
     registry: Registry,
-    /// WebSockets open now.
+    /// WebSockets open now (sampled from the hub on scrape).
     pub connections_open: Gauge,
     /// WebSockets accepted since start.
     pub connections_total: Counter,

@@ -69,7 +69,7 @@ impl Application {
         let metrics = crate::metrics::Metrics::new();
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
-        let hub = crate::realtime::Hub::new(metrics.clone(), store.head());
+        let hub = crate::realtime::Hub::new(store.head());
         let state = AppState {
             hub,
             metrics,

@@ -111,7 +111,6 @@ pub async fn handler(
 async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i64) {
     let metrics = state.metrics.clone();
     metrics.connections_total.inc();
-    metrics.connections_open.inc();
     let opened = Instant::now();
     let (queue, frames) = mpsc::channel(state.config.ws_queue_frames);
     let (handle, closed) = state.hub.connect(user, queue.clone());
@@ -147,6 +146,9 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
     let reader = read_loop(&state, &handle, stream, &queue, &last_heard, opened);
     tokio::select! {
         order = reader => {
+            // Out of every room before the closing handshake completes: a client that has seen
+            // its close answered is gone from the registry.
+            state.hub.disconnect(handle.id);
             handle.close(order.unwrap_or(CloseOrder { code: 1000, reason: "" }));
             if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
                 writer.abort();
@@ -162,7 +164,6 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
         }
     }
     state.hub.disconnect(handle.id);
-    metrics.connections_open.dec();
     metrics
         .connection_duration
         .observe(opened.elapsed().as_secs_f64());

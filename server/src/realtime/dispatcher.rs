@@ -242,8 +242,7 @@ async fn dispatch(
     }
     let frame = update_frame(event);
     let restricted = restricted(event);
-    for recipient in recipients {
-        let handle = &recipient.handle;
+    for handle in &recipients {
         let allowed = match cache.get(state, &handle.user).await {
             Some(visibility) => access::may_receive(
                 &handle.user,

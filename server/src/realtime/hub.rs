@@ -137,16 +137,10 @@ pub struct Hub {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
-    metrics: Arc<Metrics>,
-}
-
-/// A recipient the dispatcher found for an event.
-pub struct Recipient {
-    pub handle: Arc<ConnHandle>,
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<Metrics>, dispatched: i64) -> Arc<Self> {
+    pub fn new(dispatched: i64) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Self {
             registry: Mutex::new(Registry {
@@ -155,7 +149,6 @@ impl Hub {
             }),
             next_id: AtomicU64::new(1),
             shutdown,
-            metrics,
         })
     }
 
@@ -308,7 +301,7 @@ impl Hub {
 
     /// Who should get event `seq` (with its rooms and resource type), each connection once; and
     /// marks `seq` as routed, in the same critical section.
-    pub fn route(&self, seq: i64, rooms: &[String], resource_type: &str) -> Vec<Recipient> {
+    pub fn route(&self, seq: i64, rooms: &[String], resource_type: &str) -> Vec<Arc<ConnHandle>> {
         let mut registry = self.lock();
         registry.dispatched = registry.dispatched.max(seq);
         // Only an event in several rooms can reach a connection twice.
@@ -337,19 +330,11 @@ impl Hub {
                     if let Some(seen) = seen.as_mut() {
                         seen.insert(*id);
                     }
-                    out.push(Recipient {
-                        handle: member.handle.clone(),
-                    });
+                    out.push(member.handle.clone());
                 }
             }
         }
         out
-    }
-
-    /// Moves the routing position without an event (nothing to route up to `seq`).
-    pub fn advance(&self, seq: i64) {
-        let mut registry = self.lock();
-        registry.dispatched = registry.dispatched.max(seq);
     }
 
     /// Closes every socket of a session (signed out or revoked).
@@ -372,10 +357,6 @@ impl Hub {
                 reason: "server shutting down",
             });
         }
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
     }
 
     pub fn connections(&self) -> usize {
@@ -410,10 +391,6 @@ impl Hub {
         metrics.queue_depth.set(depth as i64);
         metrics.connections_open.set(registry.members.len() as i64);
     }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
 }
 
 #[cfg(test)]
@@ -443,7 +420,7 @@ mod tests {
 
     #[test]
     fn routes_once_per_connection_and_removes_empty_rooms() {
-        let hub = Hub::new(Metrics::new(), 0);
+        let hub = Hub::new(0);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
         hub.subscribe(
@@ -468,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_replaying_subscription_goes_live_only_at_the_dispatch_position() {
-        let hub = Hub::new(Metrics::new(), 10);
+        let hub = Hub::new(10);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
         hub.subscribe(handle.id, "a", sub(&["patient:p1"]), true, 10);
@@ -482,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_live_subscription_starts_after_the_commit_head_not_the_dispatch_position() {
-        let hub = Hub::new(Metrics::new(), 5);
+        let hub = Hub::new(5);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
         // Committed up to 7, routed up to 5: 6 and 7 were committed before the subscription.
@@ -495,7 +472,7 @@ mod tests {
 
     #[test]
     fn resource_type_filters_narrow_a_subscription() {
-        let hub = Hub::new(Metrics::new(), 0);
+        let hub = Hub::new(0);
         let (tx, _rx) = mpsc::channel(8);
         let (handle, _) = hub.connect(user(), tx);
         let mut only_orders = sub(&["patient:p1"]);

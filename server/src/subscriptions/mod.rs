@@ -779,6 +779,7 @@ async fn events(
         .subscription_events(&id, since, until, MAX_EVENTS_PAGE)
         .await?;
     let visibility = access::visibility(&state, &user).await?;
+    let base = crate::fhir::base_url(&headers);
     let listed: Vec<(i64, &EventRecord)> = rows.iter().map(|(n, e)| (*n, e)).collect();
     let focus: Vec<String> = rows
         .iter()
@@ -792,7 +793,7 @@ async fn events(
                 restricted(e),
             )
         })
-        .map(|e| focus_entry(e, &crate::fhir::base_url(&headers)))
+        .map(|e| focus_entry(e, &base))
         .collect();
     let active = Active {
         id: id.clone(),
