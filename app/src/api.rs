@@ -5,6 +5,7 @@
 //! this crate never sees SQL, tokens or the access policy — it only relays the request headers.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::UserInfo;
 
@@ -35,6 +36,50 @@ pub struct Workspace {
     pub user: UserInfo,
     pub patients: Vec<PatientSummary>,
     pub census: Vec<UnitCensus>,
+    /// The event-log head read before the data: the realtime client resumes after it, so nothing
+    /// committed between this render and the socket opening is missed.
+    pub seq: i64,
+    /// The user's units (their `unit:{id}` rooms announce admissions and transfers).
+    pub units: Vec<String>,
+    /// Resources behind the panel's badges: active orders and unsigned notes of these patients.
+    pub resources: Vec<Value>,
+}
+
+/// Who is signed in, and the alerts every page shows: open critical results, active Flags, and
+/// the acknowledgements already recorded for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: UserInfo,
+    /// The user's Practitioner (authors, requesters, performers of what they write).
+    pub practitioner: Option<PractitionerRef>,
+    pub seq: i64,
+    pub alerts: Vec<Value>,
+}
+
+/// A reference to the signed-in user's Practitioner, ready to put in a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PractitionerRef {
+    pub reference: String,
+    pub display: String,
+}
+
+/// One patient's chart: every resource the user may see, as of `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub patient_id: String,
+    pub seq: i64,
+    pub resources: Vec<Value>,
+    /// Unit and bed names by Location id, for the banner.
+    pub locations: Vec<(String, String)>,
+}
+
+/// The pharmacy's work: open prescriptions, their verifications and dispenses, as of `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PharmacyQueue {
+    pub seq: i64,
+    /// The server's date (UTC, `YYYY-MM-DD`): "dispensed today" means this day on both sides.
+    pub today: String,
+    pub resources: Vec<Value>,
 }
 
 #[cfg(feature = "ssr")]
@@ -77,6 +122,19 @@ pub mod backend {
         ) -> BoxFuture<'a, Result<SignedIn, BackendError>>;
         /// Ends the session; returns the `Set-Cookie` values that clear the cookies.
         fn sign_out<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Vec<String>>;
+        fn session<'a>(
+            &'a self,
+            headers: &'a HeaderMap,
+        ) -> BoxFuture<'a, Result<super::Session, BackendError>>;
+        fn chart<'a>(
+            &'a self,
+            headers: &'a HeaderMap,
+            patient_id: &'a str,
+        ) -> BoxFuture<'a, Result<super::Chart, BackendError>>;
+        fn pharmacy<'a>(
+            &'a self,
+            headers: &'a HeaderMap,
+        ) -> BoxFuture<'a, Result<super::PharmacyQueue, BackendError>>;
     }
 
     #[derive(Clone)]
@@ -85,14 +143,12 @@ pub mod backend {
 
 use leptos::prelude::*;
 
-/// Everything the workspace page shows first; `Err` with "signed out" sends the user to sign in.
-#[server]
-pub async fn load_workspace() -> Result<Workspace, ServerFnError> {
-    use backend::{BackendError, BackendHandle};
-    let BackendHandle(backend) = expect_context::<BackendHandle>();
-    let parts: http::request::Parts = leptos_axum::extract().await?;
-    match backend.workspace(&parts.headers).await {
-        Ok(workspace) => Ok(workspace),
+/// A backend answer as a server function's result: signed out sends the user to sign in.
+#[cfg(feature = "ssr")]
+fn answer<T>(result: Result<T, backend::BackendError>) -> Result<T, ServerFnError> {
+    use backend::BackendError;
+    match result {
+        Ok(value) => Ok(value),
         Err(BackendError::SignedOut) => {
             leptos_axum::redirect("/login");
             Err(ServerFnError::new("signed out"))
@@ -101,6 +157,43 @@ pub async fn load_workspace() -> Result<Workspace, ServerFnError> {
             Err(ServerFnError::new(why))
         }
     }
+}
+
+/// The backend and the request's headers, inside a server function.
+#[cfg(feature = "ssr")]
+async fn backend_and_headers(
+) -> Result<(std::sync::Arc<dyn backend::Backend>, http::HeaderMap), ServerFnError> {
+    let backend::BackendHandle(backend) = expect_context::<backend::BackendHandle>();
+    let parts: http::request::Parts = leptos_axum::extract().await?;
+    Ok((backend, parts.headers))
+}
+
+/// Everything the worklist shows first.
+#[server]
+pub async fn load_workspace() -> Result<Workspace, ServerFnError> {
+    let (backend, headers) = backend_and_headers().await?;
+    answer(backend.workspace(&headers).await)
+}
+
+/// The signed-in user and the alerts every page shows.
+#[server]
+pub async fn load_session() -> Result<Session, ServerFnError> {
+    let (backend, headers) = backend_and_headers().await?;
+    answer(backend.session(&headers).await)
+}
+
+/// One patient's chart.
+#[server]
+pub async fn load_chart(patient_id: String) -> Result<Chart, ServerFnError> {
+    let (backend, headers) = backend_and_headers().await?;
+    answer(backend.chart(&headers, &patient_id).await)
+}
+
+/// The pharmacy queue.
+#[server]
+pub async fn load_pharmacy() -> Result<PharmacyQueue, ServerFnError> {
+    let (backend, headers) = backend_and_headers().await?;
+    answer(backend.pharmacy(&headers).await)
 }
 
 /// Signs in and sets the session cookies; works as a plain form post before hydration too.

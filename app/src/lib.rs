@@ -10,19 +10,23 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalogue;
+pub mod clinical;
 pub mod events;
 pub mod fhir;
 pub mod realtime;
+pub mod records;
+pub mod ui;
 pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
-    path,
+    components::{ParentRoute, Route, Router, Routes},
+    path, SsrMode,
 };
 
-use api::{load_workspace, PatientSummary, SignIn, SignOut, Workspace};
+use api::SignIn;
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -58,8 +62,14 @@ pub fn App() -> impl IntoView {
         <Title text="Rounds"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/") view=WorkspacePage/>
                 <Route path=path!("/login") view=LoginPage/>
+                // Async: the server renders each page with its data (one round trip, no spinner),
+                // then hydration takes over.
+                <ParentRoute path=path!("") view=ui::AppShell ssr=SsrMode::Async>
+                    <Route path=path!("") view=ui::worklist::WorklistPage ssr=SsrMode::Async/>
+                    <Route path=path!("patient/:id") view=ui::chart::ChartPage ssr=SsrMode::Async/>
+                    <Route path=path!("pharmacy") view=ui::pharmacy::PharmacyPage ssr=SsrMode::Async/>
+                </ParentRoute>
             </Routes>
         </Router>
     }
@@ -81,13 +91,7 @@ fn NotFound() -> impl IntoView {
     }
 }
 
-/// The message of a server function error, without the framework's prefix.
-fn error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    }
-}
+use ui::error_text;
 
 #[component]
 fn LoginPage() -> impl IntoView {
@@ -130,215 +134,21 @@ fn LoginPage() -> impl IntoView {
     }
 }
 
-#[component]
-fn WorkspacePage() -> impl IntoView {
-    let workspace = Resource::new(|| (), |_| load_workspace());
-    view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading your workspace…"</p> }>
-            {move || Suspend::new(async move {
-                match workspace.await {
-                    Ok(workspace) => view! { <Shell workspace/> }.into_any(),
-                    Err(error) => {
-                        view! {
-                            <main class="centered">
-                                <p class="error" role="alert">{error_text(&error)}</p>
-                                <p><a href="/login">"Sign in"</a></p>
-                            </main>
-                        }
-                            .into_any()
-                    }
-                }
-            })}
-        </Suspense>
-    }
-}
-
-/// Header, sidebar (units) and the worklist.
-#[component]
-fn Shell(workspace: Workspace) -> impl IntoView {
-    let Workspace {
-        user,
-        patients,
-        census,
-    } = workspace;
-    let (sidebar_open, set_sidebar_open) = signal(true);
-    let (unit, set_unit) = signal(None::<String>);
-    let sign_out = ServerAction::<SignOut>::new();
-    let total = patients.len();
-    let patients = StoredValue::new(patients);
-    let shown = move || {
-        patients.with_value(|all| {
-            all.iter()
-                .filter(|p| unit.with(|u| u.is_none() || u.as_deref() == p.unit_id.as_deref()))
-                .cloned()
-                .collect::<Vec<PatientSummary>>()
-        })
-    };
-    let census_items = census.clone();
-    // Live updates start once the page is hydrated (effects do not run on the server).
-    let realtime = realtime::Realtime::new();
-    let watched: Vec<String> =
-        patients.with_value(|all| all.iter().map(|p| p.id.clone()).collect());
-    Effect::new(move |started: Option<bool>| {
-        if started.is_none() {
-            #[cfg(feature = "hydrate")]
-            realtime::start(realtime, watched.clone());
-            #[cfg(not(feature = "hydrate"))]
-            let _ = &watched;
-        }
-        true
-    });
-    #[cfg(feature = "hydrate")]
-    on_cleanup(realtime::stop);
-    provide_context(realtime);
-    view! {
-        <div class="app-shell" data-testid="app-shell">
-            {view! {
-            <header class="topbar">
-                <button
-                    class="icon-button"
-                    data-testid="sidebar-toggle"
-                    aria-controls="sidebar"
-                    aria-expanded=move || sidebar_open.get().to_string()
-                    aria-label="Show or hide the unit list"
-                    on:click=move |_| set_sidebar_open.update(|open| *open = !*open)
-                >
-                    "☰"
-                </button>
-                <span class="brand">"Rounds"</span>
-                <span
-                    class=move || realtime.state.get().class()
-                    data-testid="connection-status"
-                    title="Live updates arrive with the realtime hub"
-                >
-                    {move || realtime.state.get().label()}
-                </span>
-                <span class="user" data-testid="current-user">
-                    {user.name.clone()}
-                    <span class="role">{user.role.label()}</span>
-                </span>
-                <ActionForm action=sign_out attr:class="inline">
-                    <button type="submit" class="link-button" data-testid="sign-out">
-                        "Sign out"
-                    </button>
-                </ActionForm>
-            </header>
-            }.into_any()}
-            <div class="body">
-                {view! {
-                <nav
-                    id="sidebar"
-                    class="sidebar"
-                    class:collapsed=move || !sidebar_open.get()
-                    data-testid="sidebar"
-                    aria-label="Units"
-                >
-                    <h2>"Units"</h2>
-                    <ul data-testid="unit-census">
-                        {census_items
-                            .into_iter()
-                            .map(|entry| {
-                                let id = entry.id.clone();
-                                let selected_id = entry.id.clone();
-                                view! {
-                                    <li>
-                                        <button
-                                            class="unit"
-                                            class:selected=move || unit.get().as_deref() == Some(selected_id.as_str())
-                                            on:click=move |_| {
-                                                let id = id.clone();
-                                                set_unit.update(|u| {
-                                                    *u = if u.as_deref() == Some(id.as_str()) { None } else { Some(id) }
-                                                })
-                                            }
-                                        >
-                                            <span>{entry.name.clone()}</span>
-                                            <span class="count">{entry.patients}</span>
-                                        </button>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
-                </nav>
-                }.into_any()}
-                {view! {
-                <main class="content">
-                    <h1>
-                        {move || match unit.get() {
-                            Some(id) => census
-                                .iter()
-                                .find(|c| c.id == id)
-                                .map(|c| c.name.clone())
-                                .unwrap_or(id),
-                            None => "My patients".to_owned(),
-                        }}
-                    </h1>
-                    <p class="muted" data-testid="worklist-count">
-                        {move || format!("{} of {} patients", shown().len(), total)}
-                    </p>
-                    <table class="worklist" data-testid="worklist">
-                        <thead>
-                            <tr>
-                                <th scope="col">"Patient"</th>
-                                <th scope="col">"MRN"</th>
-                                <th scope="col">"Age / sex"</th>
-                                <th scope="col">"Unit"</th>
-                                <th scope="col">"Bed"</th>
-                            </tr>
-                        </thead>
-                        <tbody>
-                            <For each=shown key=|p| p.id.clone() children=|p| view! { <PatientRow patient=p/> }/>
-                        </tbody>
-                    </table>
-                </main>
-                }.into_any()}
-            </div>
-        </div>
-    }
-}
-
-#[component]
-fn PatientRow(patient: PatientSummary) -> impl IntoView {
-    let age_sex = match (&patient.birth_date, &patient.gender) {
+/// "84 F": age in years and sex, as the worklist and the banner show them.
+pub fn age_sex(birth_date: Option<&str>, gender: Option<&str>) -> String {
+    match (birth_date, gender) {
         (Some(born), gender) => format!(
             "{} {}",
             age_in_years(born)
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
-            gender.as_deref().map(sex_letter).unwrap_or("")
-        ),
+            gender.map(sex_letter).unwrap_or("")
+        )
+        .trim()
+        .to_owned(),
         (None, Some(gender)) => sex_letter(gender).to_owned(),
         (None, None) => String::new(),
-    };
-    let updates = use_context::<realtime::Realtime>().map(|realtime| {
-        let id = patient.id.clone();
-        move || {
-            realtime
-                .per_patient
-                .with(|counts| counts.get(&id).copied().unwrap_or(0))
-        }
-    });
-    let badge = move || {
-        let count = updates.as_ref().map(|count| count()).unwrap_or(0);
-        (count > 0).then(|| {
-            view! {
-                <span class="badge" data-testid="live-badge" title="Changes since you opened the page">
-                    {format!("{count} new")}
-                </span>
-            }
-        })
-    };
-    view! {
-        <tr data-testid="patient-row" data-patient-id=patient.id.clone()>
-            <td class="name">{patient.name}{badge}</td>
-            <td>{patient.mrn.unwrap_or_default()}</td>
-            <td>{age_sex}</td>
-            <td>{patient.unit_name.unwrap_or_default()}</td>
-            <td>{patient.bed.unwrap_or_default()}</td>
-        </tr>
     }
-    .into_any()
 }
 
 fn sex_letter(gender: &str) -> &'static str {

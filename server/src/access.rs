@@ -181,6 +181,26 @@ pub fn may_receive(
     visibility.allows(patient_id, restricted)
 }
 
+/// The hand-off: an Encounter event in the `unit:{id}` room of a unit the user works on reaches
+/// them even when the change itself takes the patient off that unit (a discharge, a transfer out).
+/// Unit staff saw the patient a moment before and must see them leave, or their panel would keep a
+/// patient who is gone; what they receive is that one Encounter version, nothing after it.
+/// Restricted Encounters are never handed off.
+pub fn unit_handoff(
+    user: &AuthUser,
+    resource_type: &str,
+    rooms: &[String],
+    restricted: bool,
+) -> bool {
+    resource_type == "Encounter"
+        && !restricted
+        && matches!(user.role, Role::Nurse | Role::Physician | Role::Admin)
+        && rooms.iter().any(|room| {
+            room.strip_prefix("unit:")
+                .is_some_and(|unit| user.units.iter().any(|u| u == unit))
+        })
+}
+
 /// Which roles may write which types (before the per-patient check).
 fn role_may_write(
     role: Role,
@@ -326,5 +346,32 @@ mod tests {
         assert!(!visibility.allows(Some("p3"), false));
         assert!(visibility.allows(None, false));
         assert!(!visibility.allows(None, true));
+    }
+
+    #[test]
+    fn only_unit_staff_get_the_hand_off_and_only_of_encounters() {
+        let nurse = AuthUser {
+            id: "u1".into(),
+            name: "N".into(),
+            role: Role::Nurse,
+            session_id: "s".into(),
+            practitioner_id: None,
+            units: vec!["unit-4w".into()],
+            via_cookie: false,
+        };
+        let rooms = vec!["unit:unit-4w".to_owned(), "patient:p1".to_owned()];
+        assert!(unit_handoff(&nurse, "Encounter", &rooms, false));
+        assert!(
+            !unit_handoff(&nurse, "Encounter", &rooms, true),
+            "restricted"
+        );
+        assert!(!unit_handoff(&nurse, "Observation", &rooms, false));
+        let elsewhere = vec!["unit:unit-icu".to_owned()];
+        assert!(!unit_handoff(&nurse, "Encounter", &elsewhere, false));
+        let pharmacist = AuthUser {
+            role: Role::Pharmacist,
+            ..nurse
+        };
+        assert!(!unit_handoff(&pharmacist, "Encounter", &rooms, false));
     }
 }

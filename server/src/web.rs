@@ -9,7 +9,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use app::api::{
     backend::{Backend, BackendError, BackendHandle, BoxFuture, SignedIn},
-    PatientSummary, UnitCensus, Workspace,
+    Chart, PatientSummary, PharmacyQueue, PractitionerRef, Session, UnitCensus, Workspace,
 };
 use axum::{
     body::Body,
@@ -27,10 +27,29 @@ use tower_http::services::ServeDir;
 
 use crate::{
     access,
-    auth::{self, AuthUser},
+    auth::{self, AuthUser, Role},
     fhir::{error::FhirError, search::SearchQuery},
     state::AppState,
+    store::Visibility,
 };
+
+/// The most resources of one type a screen loads at once.
+const SCREEN_LIMIT: &str = "1000";
+
+/// The clinical types a patient's chart shows.
+const CHART_TYPES: &[&str] = &[
+    "Encounter",
+    "Condition",
+    "AllergyIntolerance",
+    "ServiceRequest",
+    "Observation",
+    "DiagnosticReport",
+    "MedicationRequest",
+    "MedicationDispense",
+    "DocumentReference",
+    "Flag",
+    "Task",
+];
 
 /// Pages, server functions and static files, with the sign-in gate in front of the pages.
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -121,8 +140,212 @@ impl ServerBackend {
             .map_err(|_| BackendError::SignedOut)
     }
 
+    /// The JSON of every resource of `resource_type` matching `pairs` that `visibility` allows.
+    async fn find(
+        &self,
+        user: &AuthUser,
+        visibility: &Visibility,
+        resource_type: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<Value>, BackendError> {
+        let failed = |e: FhirError| BackendError::Failed(e.to_string());
+        let mut pairs = pairs.to_vec();
+        pairs.push(("_count", SCREEN_LIMIT));
+        let query = search(resource_type, &pairs).map_err(failed)?;
+        let found = self
+            .state
+            .store
+            .search(&query, &visibility.clone().for_type(user, resource_type))
+            .await
+            .map_err(|e| failed(e.into()))?;
+        Ok(found
+            .matches
+            .iter()
+            .filter_map(|stored| serde_json::from_str(&stored.json).ok())
+            .collect())
+    }
+
+    async fn visibility(&self, user: &AuthUser) -> Result<Visibility, BackendError> {
+        access::visibility(&self.state, user)
+            .await
+            .map_err(|e| BackendError::Failed(e.to_string()))
+    }
+
+    /// Open critical results, active Flags and the acknowledgements recorded for them.
+    async fn load_session(&self, headers: &HeaderMap) -> Result<Session, BackendError> {
+        let user = self.user(headers).await?;
+        let seq = self.state.store.head();
+        let visibility = self.visibility(&user).await?;
+        let mut alerts = Vec::new();
+        if user.role != Role::Pharmacist {
+            let acknowledgements = self
+                .find(
+                    &user,
+                    &visibility,
+                    "Task",
+                    &[("code", app::fhir::ACKNOWLEDGE), ("status", "completed")],
+                )
+                .await?;
+            let acknowledged: std::collections::HashSet<String> = acknowledgements
+                .iter()
+                .filter_map(|task| task.pointer("/focus/reference").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect();
+            for resource_type in ["Observation", "DiagnosticReport"] {
+                for resource in self
+                    .find(
+                        &user,
+                        &visibility,
+                        resource_type,
+                        &[("status", "final,amended,corrected")],
+                    )
+                    .await?
+                {
+                    let key = format!(
+                        "{resource_type}/{}",
+                        resource
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    );
+                    if app::fhir::is_critical(&resource) && !acknowledged.contains(&key) {
+                        alerts.push(resource);
+                    }
+                }
+            }
+            alerts.extend(
+                self.find(&user, &visibility, "Flag", &[("status", "active")])
+                    .await?,
+            );
+            alerts.extend(acknowledgements);
+        }
+        let practitioner = match &user.practitioner_id {
+            Some(id) => Some(PractitionerRef {
+                reference: format!("Practitioner/{id}"),
+                display: user.name.clone(),
+            }),
+            None => None,
+        };
+        Ok(Session {
+            user: user.info(),
+            practitioner,
+            seq,
+            alerts,
+        })
+    }
+
+    /// Everything the user may see of one patient.
+    async fn load_chart(
+        &self,
+        headers: &HeaderMap,
+        patient_id: &str,
+    ) -> Result<Chart, BackendError> {
+        let user = self.user(headers).await?;
+        if !app::fhir::is_fhir_id(patient_id) {
+            return Err(BackendError::Failed(format!(
+                "{patient_id:?} is not a patient id"
+            )));
+        }
+        let seq = self.state.store.head();
+        let visibility = self.visibility(&user).await?;
+        if !visibility.allows_patient(patient_id) {
+            return Err(BackendError::Denied(
+                "You have no access to this patient: not on their care team or unit.".into(),
+            ));
+        }
+        let patient = match self.state.store.read("Patient", patient_id).await {
+            Ok(crate::store::ReadOutcome::Found(stored)) => {
+                serde_json::from_str::<Value>(&stored.json)
+                    .map_err(|e| BackendError::Failed(e.to_string()))?
+            }
+            Ok(_) => return Err(BackendError::Denied("No such patient.".into())),
+            Err(e) => return Err(BackendError::Failed(FhirError::from(e).to_string())),
+        };
+        let reference = format!("Patient/{patient_id}");
+        let mut resources = vec![patient];
+        for resource_type in CHART_TYPES {
+            resources.extend(
+                self.find(
+                    &user,
+                    &visibility,
+                    resource_type,
+                    &[("patient", reference.as_str())],
+                )
+                .await?,
+            );
+        }
+        let locations = self
+            .find(&user, &Visibility::everything(), "Location", &[])
+            .await?
+            .iter()
+            .filter_map(|location| {
+                Some((
+                    location.get("id")?.as_str()?.to_owned(),
+                    location.get("name")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        self.audit_read(&user, "chart", patient_id);
+        Ok(Chart {
+            patient_id: patient_id.to_owned(),
+            seq,
+            resources,
+            locations,
+        })
+    }
+
+    /// Open prescriptions with their verifications and dispenses.
+    async fn load_pharmacy(&self, headers: &HeaderMap) -> Result<PharmacyQueue, BackendError> {
+        let user = self.user(headers).await?;
+        if !matches!(user.role, Role::Pharmacist | Role::Admin) {
+            return Err(BackendError::Denied(
+                "The pharmacy queue is for pharmacists.".into(),
+            ));
+        }
+        let seq = self.state.store.head();
+        let visibility = self.visibility(&user).await?;
+        let mut resources = self
+            .find(
+                &user,
+                &visibility,
+                "MedicationRequest",
+                &[("status", "active,on-hold,draft")],
+            )
+            .await?;
+        resources.extend(
+            self.find(&user, &visibility, "Task", &[("code", app::fhir::APPROVE)])
+                .await?,
+        );
+        resources.extend(
+            self.find(&user, &visibility, "MedicationDispense", &[])
+                .await?,
+        );
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        Ok(PharmacyQueue {
+            seq,
+            today,
+            resources,
+        })
+    }
+
+    fn audit_read(&self, user: &AuthUser, operation: &str, patient_id: &str) {
+        self.state.store.audit(crate::store::AuditRecord {
+            ts: crate::fhir::date::format_instant(chrono::Utc::now()),
+            user_id: Some(user.id.clone()),
+            action: "R",
+            operation: operation.into(),
+            resource_type: Some("Patient".into()),
+            resource_id: Some(patient_id.to_owned()),
+            patient_id: Some(patient_id.to_owned()),
+            outcome: "0",
+            detail: None,
+            source: None,
+        });
+    }
+
     async fn load_workspace(&self, headers: &HeaderMap) -> Result<Workspace, BackendError> {
         let user = self.user(headers).await?;
+        let seq = self.state.store.head();
         let failed = |e: FhirError| BackendError::Failed(e.to_string());
         let store = &self.state.store;
         let everything = crate::store::Visibility::everything();
@@ -236,23 +459,35 @@ impl ServerBackend {
             .collect();
         rows.sort_by(|a, b| (&a.unit_name, &a.bed, &a.name).cmp(&(&b.unit_name, &b.bed, &b.name)));
         for row in &rows {
-            self.state.store.audit(crate::store::AuditRecord {
-                ts: crate::fhir::date::format_instant(chrono::Utc::now()),
-                user_id: Some(user.id.clone()),
-                action: "R",
-                operation: "worklist".into(),
-                resource_type: Some("Patient".into()),
-                resource_id: Some(row.id.clone()),
-                patient_id: Some(row.id.clone()),
-                outcome: "0",
-                detail: None,
-                source: None,
-            });
+            self.audit_read(&user, "worklist", &row.id);
         }
+        let visibility = self.visibility(&user).await?;
+        let mut resources = self
+            .find(
+                &user,
+                &visibility,
+                "ServiceRequest",
+                &[("status", "active,on-hold,draft")],
+            )
+            .await?;
+        resources.extend(
+            self.find(
+                &user,
+                &visibility,
+                "DocumentReference",
+                &[("status", "current")],
+            )
+            .await?
+            .into_iter()
+            .filter(|note| note.get("docStatus").and_then(Value::as_str) != Some("final")),
+        );
         Ok(Workspace {
             user: user.info(),
             patients: rows,
             census,
+            seq,
+            units: user.units.clone(),
+            resources,
         })
     }
 }
@@ -328,5 +563,27 @@ impl Backend for ServerBackend {
             auth::end_session(&self.state, headers).await;
             auth::cleared_cookies()
         })
+    }
+
+    fn session<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Session, BackendError>> {
+        Box::pin(self.load_session(headers))
+    }
+
+    fn chart<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        patient_id: &'a str,
+    ) -> BoxFuture<'a, Result<Chart, BackendError>> {
+        Box::pin(self.load_chart(headers, patient_id))
+    }
+
+    fn pharmacy<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<PharmacyQueue, BackendError>> {
+        Box::pin(self.load_pharmacy(headers))
     }
 }

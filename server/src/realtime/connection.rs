@@ -577,6 +577,11 @@ async fn replay_events(
                     &event.resource_type,
                     event.patient_id.as_deref(),
                     restricted(event),
+                ) || access::unit_handoff(
+                    &handle.user,
+                    &event.resource_type,
+                    &event.rooms,
+                    restricted(event),
                 )
             });
             if !allowed {

@@ -244,13 +244,20 @@ async fn dispatch(
     let restricted = restricted(event);
     for handle in &recipients {
         let allowed = match cache.get(state, &handle.user).await {
-            Some(visibility) => access::may_receive(
-                &handle.user,
-                &visibility,
-                &event.resource_type,
-                event.patient_id.as_deref(),
-                restricted,
-            ),
+            Some(visibility) => {
+                access::may_receive(
+                    &handle.user,
+                    &visibility,
+                    &event.resource_type,
+                    event.patient_id.as_deref(),
+                    restricted,
+                ) || access::unit_handoff(
+                    &handle.user,
+                    &event.resource_type,
+                    &event.rooms,
+                    restricted,
+                )
+            }
             None => false,
         };
         if !allowed {
