@@ -10,6 +10,7 @@ use std::{
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::{
@@ -176,6 +177,26 @@ async fn a_client_on_one_node_receives_what_is_written_on_another() {
     assert_eq!(update["resource_id"], id.as_str());
     assert_eq!(update["event_type"], "ORDER_PLACED");
 
+    // Notifications only wake readers: with every node's LISTEN connection cut, a write on B
+    // still reaches A's client (re-LISTEN and re-read, or the once-a-second poll of the log).
+    let mut admin = PgConnection::connect(&database).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        cut.len() >= 2,
+        "each node holds a LISTEN connection: {cut:?}"
+    );
+    let id = create(&reqwest::Client::new(), &b.base, &token)
+        .await
+        .expect("B creates the order");
+    let update = next_update(&mut on_a).await.expect("A delivers B's write");
+    assert_eq!(update["resource_id"], id.as_str());
+
     // Each node reports itself in its metrics.
     for (node, name) in [(&a, "node-a"), (&b, "node-b")] {
         let metrics = reqwest::get(node.url("/metrics"))
@@ -340,4 +361,157 @@ async fn clients_of_a_killed_node_resume_on_another_and_miss_nothing() {
         missing.is_empty(),
         "acknowledged writes never delivered: {missing:?}"
     );
+}
+
+/// The next frame's close code, passing over text frames; `None` if it ends without one.
+async fn close_code(ws: &mut Socket) -> Option<u16> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the socket ends in time");
+        match frame {
+            Some(Ok(Message::Close(close))) => return close.map(|c| c.code.into()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_node_closes_the_sessions_sockets_on_every_node() {
+    let database = fresh_database().await;
+    let a = Node::start(&database, "node-a").await;
+    let b = Node::start(&database, "node-b").await;
+    let token = a.token("nurse.patel").await;
+    let (mut on_b, _) = b.subscribe(&token, None).await;
+    let response = reqwest::Client::new()
+        .post(a.url("/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(close_code(&mut on_b).await, Some(4401));
+    let response = reqwest::Client::new()
+        .get(b.url("/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The next message of a `/ws/subscriptions-r4` socket that is not a heartbeat Bundle.
+async fn next_bundle(ws: &mut Socket) -> Value {
+    loop {
+        let frame = next_text(ws)
+            .await
+            .expect("the subscription socket stays open");
+        if frame["entry"][0]["resource"]["type"] != "heartbeat" {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_subscriptions_work_on_any_node_and_outlive_the_matcher_node() {
+    let database = fresh_database().await;
+    // A starts first, so A wins the matcher lease.
+    let mut a = Node::start(&database, "node-a").await;
+    let b = Node::start(&database, "node-b").await;
+    let token = a.token("admin").await;
+    let client = reqwest::Client::new();
+
+    // Created on B, its binding token asked of A, bound on B.
+    let response = client
+        .post(b.url("/fhir/R4/Subscription"))
+        .bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({
+                "resourceType": "Subscription", "status": "requested", "reason": "two nodes",
+                "criteria": "ServiceRequest?patient=pat-001", "channel": {"type": "websocket"}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let subscription: Value = response.json().await.unwrap();
+    let id = subscription["id"].as_str().unwrap().to_owned();
+    let parameters: Value = client
+        .get(a.url(&format!("/fhir/R4/Subscription/{id}/$get-ws-binding-token")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let binding = parameters["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "token")
+        .and_then(|p| p["valueString"].as_str())
+        .unwrap()
+        .to_owned();
+    let (mut on_b, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws/subscriptions-r4",
+        b.base.trim_start_matches("http://")
+    ))
+    .await
+    .unwrap();
+    on_b.send(Message::text(
+        json!({"type": "bind-with-token", "payload": {"token": binding}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let handshake = next_bundle(&mut on_b).await;
+    assert_eq!(
+        handshake["entry"][0]["resource"]["type"], "handshake",
+        "{handshake}"
+    );
+
+    // A write on A, numbered by A's matcher, delivered by B's follower.
+    let first = create(&client, &a.base, &token).await.unwrap();
+    let bundle = next_bundle(&mut on_b).await;
+    let event = &bundle["entry"][0]["resource"]["notificationEvent"][0];
+    assert_eq!(event["eventNumber"], "1", "{bundle}");
+    assert_eq!(
+        event["focus"]["reference"],
+        format!("ServiceRequest/{first}")
+    );
+
+    // The matcher's node dies; B takes the lease over and numbering goes on without a gap.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let second = create(&client, &b.base, &token).await.unwrap();
+    let bundle = next_bundle(&mut on_b).await;
+    let event = &bundle["entry"][0]["resource"]["notificationEvent"][0];
+    assert_eq!(event["eventNumber"], "2", "{bundle}");
+    assert_eq!(
+        event["focus"]["reference"],
+        format!("ServiceRequest/{second}")
+    );
+
+    let events: Value = client
+        .get(b.url(&format!(
+            "/fhir/R4/Subscription/{id}/$events?eventsSinceNumber=0"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = events["entry"][0]["resource"]["notificationEvent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["1", "2"], "{events}");
 }
