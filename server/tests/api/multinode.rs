@@ -515,3 +515,148 @@ async fn fhir_subscriptions_work_on_any_node_and_outlive_the_matcher_node() {
         .collect();
     assert_eq!(numbers, ["1", "2"], "{events}");
 }
+
+/// A FHIR JSON request to a node.
+async fn fhir(
+    node: &Node,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, node.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The ids of the patients a token sees.
+async fn patients_of(node: &Node, token: &str) -> Vec<String> {
+    let (_, bundle) = fhir(
+        node,
+        reqwest::Method::GET,
+        token,
+        "/fhir/R4/Patient?_count=1000",
+        None,
+    )
+    .await;
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_care_team_change_on_one_node_stops_delivery_on_another() {
+    let database = fresh_database().await;
+    let a = Node::start(&database, "node-a").await;
+    let b = Node::start(&database, "node-b").await;
+    let admin = a.token("admin").await;
+    let okafor = a.token("dr.okafor").await;
+    let own = patients_of(&a, &okafor).await.remove(0);
+    let before = patients_of(&a, &okafor).await;
+    let outsider = patients_of(&a, &admin)
+        .await
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .unwrap();
+    let (_, teams) = fhir(
+        &a,
+        reqwest::Method::GET,
+        &admin,
+        &format!("/fhir/R4/CareTeam?patient={outsider}"),
+        None,
+    )
+    .await;
+    let original = teams["entry"][0]["resource"].clone();
+    let team = original["id"].as_str().unwrap().to_owned();
+    let mut with_okafor = original.clone();
+    with_okafor["participant"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"member": {"reference": "Practitioner/pr-okafor"}}));
+    let (status, _) = fhir(
+        &a,
+        reqwest::Method::PUT,
+        &admin,
+        &format!("/fhir/R4/CareTeam/{team}"),
+        Some(&with_okafor),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Dr. Okafor listens on B; everything is written on A.
+    let mut request = format!("ws://{}/ws", b.base.trim_start_matches("http://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {okafor}").parse().unwrap());
+    let (mut on_b, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    next_text(&mut on_b).await.expect("welcome");
+    on_b.send(Message::text(
+        json!({"type": "subscription", "data": {"subscription_id": "s", "patient_ids": [outsider, own]}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let frame = next_text(&mut on_b).await.expect("subscribed");
+        if frame["type"] == "subscribed" {
+            assert_eq!(frame["data"]["denied"], json!([]));
+            break;
+        }
+    }
+    let place = |patient: String| {
+        let admin = admin.clone();
+        let a = &a;
+        async move {
+            let mut body = order(&patient);
+            body["subject"] = json!({"reference": format!("Patient/{patient}")});
+            let (status, created) = fhir(
+                a,
+                reqwest::Method::POST,
+                &admin,
+                "/fhir/R4/ServiceRequest",
+                Some(&body),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED);
+            created["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = place(outsider.clone()).await;
+    assert_eq!(
+        next_update(&mut on_b).await.unwrap()["resource_id"],
+        first.as_str()
+    );
+
+    let mut without = original.clone();
+    without.as_object_mut().unwrap().remove("meta");
+    let (status, _) = fhir(
+        &a,
+        reqwest::Method::PUT,
+        &admin,
+        &format!("/fhir/R4/CareTeam/{team}"),
+        Some(&without),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    place(outsider.clone()).await;
+    let sentinel = place(own.clone()).await;
+    assert_eq!(
+        next_update(&mut on_b).await.unwrap()["resource_id"],
+        sentinel.as_str(),
+        "B dropped its access cache on A's care-team change: the later order did not reach him"
+    );
+}
