@@ -477,6 +477,15 @@ impl Store {
         *self.head.borrow()
     }
 
+    /// The head, re-read from the database when other nodes may have moved it further than
+    /// this node has heard yet (a client resuming here after its node died may be ahead).
+    pub async fn current_head(&self) -> Result<i64, StoreError> {
+        if let Backend::Postgres(pg) = &self.backend {
+            advance(&self.head, pg.head_seq().await?);
+        }
+        Ok(self.head())
+    }
+
     /// Wakes whenever the head `seq` moves.
     pub fn subscribe_head(&self) -> watch::Receiver<i64> {
         self.head.subscribe()
