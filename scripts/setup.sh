@@ -65,7 +65,15 @@ if [ "$MODE" = "test" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
   fi
-  # 6. The Playwright suite's npm packages.
+  # 6. PostgreSQL's server binaries: the api_pg test suite starts its own throwaway cluster
+  #    with initdb + pg_ctl (as the `postgres` user the package creates, when run as root).
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    say "installing Debian's postgresql (server binaries for the PostgreSQL and two-node tests)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+  # 7. The Playwright suite's npm packages.
   E2E="$ROOT/end2end"
   if [ ! -d "$E2E/node_modules/@playwright/test" ] || ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.package-lock.json.installed" 2>/dev/null; then
     say "installing the Playwright suite's npm packages (no browser download)"

@@ -1,4 +1,4 @@
-//! FHIR create throughput and latency over HTTP on SQLite.
+//! FHIR create throughput and latency over HTTP, on SQLite (default) or PostgreSQL.
 //!
 //! Starts Rounds on 127.0.0.1 (port 0, a fresh temporary database with the demo data), signs in,
 //! then `--clients` concurrent HTTP/1.1 clients each POST ServiceRequests for `--seconds`. Every
@@ -6,6 +6,7 @@
 //! and the p50/p99/p99.9 latency of a create.
 //!
 //!     cargo run --release -p server --example bench_creates -- --clients 16 --seconds 10 [--user dr.chen]
+//!         [--database-url postgres://postgres@127.0.0.1:5432/bench]   (an empty database)
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,10 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}/bench.db", dir.path().display()),
+        database_url: std::env::args()
+            .skip_while(|a| a != "--database-url")
+            .nth(1)
+            .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display())),
         jwt_secret: "benchmark-secret-benchmark-secret-0000".into(),
         jwt_secret_is_default: false,
         seed_demo: true,

@@ -13,6 +13,7 @@
 //!     cargo run --release -p server --example bench_ws -- --clients 1000 --rate 0 --writers 8
 //!     cargo run --release -p server --example bench_ws -- --idle 10000
 //!     cargo run --release -p server --example bench_ws -- --subscriptions 100 --rate 100
+//!     ... --database-url postgres://postgres@127.0.0.1:5432/bench   (an empty database)
 //!
 //! With `--subscriptions N` the receivers are N FHIR Subscriptions (`Observation?subject=…`),
 //! each bound on its own `/ws/subscriptions-r4` socket, instead of `/ws` room clients.
@@ -115,7 +116,8 @@ async fn start_server() -> Server {
         .env("ROUNDS_LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "ROUNDS_DATABASE_URL",
-            format!("sqlite://{}/bench.db", dir.path().display()),
+            arg_str("--database-url")
+                .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display())),
         )
         .env(
             "ROUNDS_JWT_SECRET",

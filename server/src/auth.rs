@@ -200,7 +200,7 @@ impl AuthKeys {
         Ok(data.claims)
     }
 
-    fn forget_session(&self, sid: &str) {
+    pub fn forget_session(&self, sid: &str) {
         if let Ok(mut cache) = self.sessions.lock() {
             cache.insert(sid.to_owned(), (false, Instant::now()));
         }

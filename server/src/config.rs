@@ -13,8 +13,11 @@ pub const DEV_JWT_SECRET: &str = "rounds-development-secret-do-not-use-in-produc
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (tests do this).
     pub listen: SocketAddr,
-    /// `sqlite://path/to/file.db` (created when missing).
+    /// `sqlite://path/to/file.db` (created when missing) or `postgres://user@host/db` (several
+    /// nodes on one database).
     pub database_url: String,
+    /// This node's name in metrics and logs (several nodes on one PostgreSQL).
+    pub node_id: String,
     /// HMAC key for access tokens. Never logged.
     pub jwt_secret: String,
     /// Whether `jwt_secret` is the built-in development default.
@@ -46,7 +49,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact_password(&self.database_url))
+            .field("node_id", &self.node_id)
             .field("jwt_secret", &"<redacted>")
             .field("jwt_secret_is_default", &self.jwt_secret_is_default)
             .field("seed_demo", &self.seed_demo)
@@ -71,6 +75,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             database_url: "sqlite://data/rounds.db".to_owned(),
+            node_id: default_node_id(),
             jwt_secret: DEV_JWT_SECRET.to_owned(),
             jwt_secret_is_default: true,
             seed_demo: true,
@@ -114,7 +119,12 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     (
         "--database-url",
         "ROUNDS_DATABASE_URL",
-        "sqlite://FILE [sqlite://data/rounds.db]",
+        "sqlite://FILE or postgres://USER@HOST:PORT/DB [sqlite://data/rounds.db]",
+    ),
+    (
+        "--node-id",
+        "ROUNDS_NODE_ID",
+        "this node's name in metrics and logs [the host name]",
     ),
     (
         "--seed-demo",
@@ -231,12 +241,23 @@ impl Config {
                         .map_err(|_| invalid("expected HOST:PORT, e.g. 127.0.0.1:3000"))?
                 }
                 "--database-url" => {
-                    if !value.starts_with("sqlite:") {
+                    if !value.starts_with("sqlite:") && !crate::store::is_postgres_url(&value) {
                         return Err(invalid(
-                            "expected sqlite://FILE (PostgreSQL support arrives with multi-node)",
+                            "expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE",
                         ));
                     }
                     config.database_url = value
+                }
+                "--node-id" => {
+                    if value.is_empty()
+                        || value.len() > 64
+                        || !value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    {
+                        return Err(invalid("expected 1-64 letters, digits, '-', '_' or '.'"));
+                    }
+                    config.node_id = value
                 }
                 "--seed-demo" => {
                     config.seed_demo =
@@ -298,6 +319,29 @@ impl Config {
             config.jwt_secret_is_default = false;
         }
         Ok(config)
+    }
+}
+
+/// The host name, or a random name when it cannot be read.
+fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -384,6 +428,32 @@ mod tests {
             line.contains("ROUNDS_JWT_SECRET") && !line.contains("short\""),
             "{line}"
         );
+    }
+
+    #[test]
+    fn postgres_urls_are_accepted_and_their_passwords_never_shown() {
+        let config = Config::from_sources(
+            [
+                "--database-url",
+                "postgres://rounds:hunter2@db:5432/rounds",
+                "--node-id",
+                "a-1",
+            ]
+            .map(String::from),
+            env_of(&[]),
+        )
+        .unwrap();
+        assert_eq!(config.node_id, "a-1");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::from_sources(
+            ["--database-url", "mysql://x"].map(String::from),
+            env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--database-url"));
+        let err =
+            Config::from_sources(["--node-id", "a b"].map(String::from), env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("--node-id"));
     }
 
     #[test]

@@ -63,8 +63,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Self> {
+    /// `node` names this node (`--node-id`) and `backend` its store (`sqlite` or `postgres`):
+    /// `rounds_node_info{node,backend} 1`, so that every node's series can be told apart.
+    pub fn new(node: &str, backend: &str) -> Arc<Self> {
         let mut registry = Registry::with_prefix("rounds");
+        registry.register(
+            "node",
+            "The node these metrics come from",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("node".to_owned(), node.to_owned()),
+                ("backend".to_owned(), backend.to_owned()),
+            ]),
+        );
         let connections_open = Gauge::default();
         let connections_total = Counter::default();
         let connection_duration = Histogram::new(exponential_buckets(1.0, 4.0, 10));

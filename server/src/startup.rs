@@ -66,7 +66,10 @@ impl Application {
             .site_addr(local_addr)
             .env(Env::PROD)
             .build();
-        let metrics = crate::metrics::Metrics::new();
+        let metrics = crate::metrics::Metrics::new(
+            &config.node_id,
+            if store.shared() { "postgres" } else { "sqlite" },
+        );
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
         let hub = crate::realtime::Hub::new(store.head());
@@ -87,6 +90,7 @@ impl Application {
         crate::realtime::dispatcher::spawn(state.clone());
         crate::realtime::spawn_retention(state.clone());
         crate::subscriptions::spawn_matcher(state.clone());
+        spawn_revocations(state.clone());
         Ok(Self {
             listener,
             local_addr,
@@ -167,6 +171,31 @@ impl Application {
         }
         result
     }
+}
+
+/// Closes this node's sockets of sessions revoked on any node (sign-out or a replayed refresh
+/// token elsewhere): on PostgreSQL the revoking node notifies, every node hears it.
+fn spawn_revocations(state: AppState) {
+    let mut revoked = state.store.subscribe_revoked();
+    tokio::spawn(async move {
+        loop {
+            match revoked.recv().await {
+                Ok(session_id) => {
+                    state.auth.forget_session(&session_id);
+                    state.hub.close_session(
+                        &session_id,
+                        app::wire::CLOSE_UNAUTHORIZED,
+                        "session revoked",
+                    );
+                }
+                // Missed some: the session checks (which read the database) catch those.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "revocation notices lagged");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// All routes. Public: `/health`, `/auth/login`, static files. Everything else authenticates.

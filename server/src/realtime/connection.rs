@@ -508,7 +508,11 @@ async fn replay_refusal(state: &AppState, after: i64) -> Result<Option<String>, 
             "the event log is unavailable; retry".to_owned(),
         )
     };
-    let head = state.store.head();
+    let mut head = state.store.head();
+    if after > head {
+        // Another node may have committed it and this one not heard yet.
+        head = state.store.current_head().await.map_err(unavailable)?;
+    }
     if after > head {
         return Ok(Some(format!(
             "after_seq {after} is ahead of this server's log (head {head}); refetch"

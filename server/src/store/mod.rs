@@ -6,11 +6,18 @@
 //! `seq` is published on a `watch` channel so the dispatcher can wake up.
 //!
 //! This module is the only place that speaks SQL. Callers see the narrow interface below; the
-//! backend (SQLite today, PostgreSQL for several nodes) is chosen by the database URL and can be
-//! added without touching them. It never decides who may see what: callers pass a `Visibility`.
+//! backend is chosen by the database URL: `sqlite://…` (the default, one node) or `postgres://…`
+//! (several nodes on one database, `postgres.rs`). It never decides who may see what: callers
+//! pass a `Visibility`.
+//!
+//! Besides the head `seq`, the store publishes two more things every node must hear about,
+//! whichever node caused them: the subscription matcher's committed position and revoked
+//! sessions. On SQLite they come from this process; on PostgreSQL from `LISTEN`.
 
 pub mod accounts;
 pub(crate) mod index;
+mod postgres;
+mod sql;
 mod sqlite;
 
 use std::{
@@ -22,9 +29,10 @@ use std::{
 use app::events::{Action, EventType};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::fhir::search::SearchQuery;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// One stored version of a resource.
@@ -191,11 +199,33 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// The backend behind the store, chosen by the database URL.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(Box<PgStore>),
+}
+
+/// Calls the same async method on whichever backend this is.
+macro_rules! on_backend {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(backend) => backend.$method($($arg),*).await,
+            Backend::Postgres(backend) => backend.$method($($arg),*).await,
+        }
+    };
+}
+
 /// The store handle held in `AppState`; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    backend: SqliteStore,
+    backend: Backend,
     head: watch::Sender<i64>,
+    /// The subscription matcher's committed position: every notification for an event at or
+    /// before it is in the database.
+    matcher: watch::Sender<i64>,
+    /// Sessions revoked on any node.
+    revoked: broadcast::Sender<String>,
     /// When this node committed recent events: (last seq of a write, commit instant), oldest
     /// first. Only for the commit-to-socket latency metric; bounded.
     commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
@@ -204,17 +234,74 @@ pub struct Store {
 /// How many recent commits `Store::commit_instant` remembers.
 const COMMIT_CLOCK_LEN: usize = 8192;
 
+/// The right to run the FHIR Subscription matcher. On SQLite there is one node and it always
+/// holds it; on PostgreSQL it is a session advisory lock on a connection of its own.
+pub struct MatcherLease {
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl MatcherLease {
+    /// Resolves when the lease is lost (its connection died: another node may hold it now).
+    /// Never, on SQLite.
+    pub async fn lost(&mut self) -> String {
+        use sqlx::Connection;
+        let Some(conn) = &mut self.conn else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Err(error) = conn.ping().await {
+                return error.to_string();
+            }
+        }
+    }
+}
+
+/// Whether a database URL names PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database named by `url`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let backend = SqliteStore::open(url).await?;
-        let head = backend.head_seq().await?;
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(Box::new(PgStore::open(url).await?))
+        } else {
+            Backend::Sqlite(SqliteStore::open(url).await?)
+        };
+        let head = match &backend {
+            Backend::Sqlite(b) => b.head_seq().await?,
+            Backend::Postgres(b) => b.head_seq().await?,
+        };
+        let position = match &backend {
+            Backend::Sqlite(b) => b.setting("subscriptions.position").await?,
+            Backend::Postgres(b) => b.setting("subscriptions.position").await?,
+        }
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
         let (head_tx, _) = watch::channel(head);
+        let (matcher_tx, _) = watch::channel(position);
+        let (revoked_tx, _) = broadcast::channel(1024);
+        if let Backend::Postgres(pg) = &backend {
+            pg.spawn_listener(postgres::Wakers {
+                head: head_tx.clone(),
+                matcher: matcher_tx.clone(),
+                revoked: revoked_tx.clone(),
+            });
+        }
         Ok(Self {
             backend,
             head: head_tx,
+            matcher: matcher_tx,
+            revoked: revoked_tx,
             commits: Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN))),
         })
+    }
+
+    /// Whether other nodes may share this database (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Writes a resource (`body` is None only for deletes) and returns what was committed.
@@ -225,7 +312,7 @@ impl Store {
         op: WriteOp,
         body: Option<Value>,
     ) -> Result<Option<Written>, StoreError> {
-        let written = self.backend.write(actor, resource_type, op, body).await?;
+        let written = on_backend!(self.write(actor, resource_type, op, body))?;
         if let Some(&(last, _)) = written.as_ref().and_then(|w| w.events.last()) {
             if let Ok(mut commits) = self.commits.lock() {
                 if commits.len() == COMMIT_CLOCK_LEN {
@@ -234,19 +321,49 @@ impl Store {
                 commits.push_back((last, Instant::now()));
             }
             // Answers of one commit batch arrive concurrently: only ever move the head forward.
-            self.head.send_if_modified(|head| {
-                let advanced = last > *head;
-                if advanced {
-                    *head = last;
-                }
-                advanced
-            });
+            advance(&self.head, last);
         }
         Ok(written)
     }
 
+    /// Waits until this node may run the subscription matcher (at once on SQLite).
+    pub async fn matcher_lease(&self) -> MatcherLease {
+        match &self.backend {
+            Backend::Sqlite(_) => MatcherLease { conn: None },
+            Backend::Postgres(pg) => MatcherLease {
+                conn: Some(pg.matcher_lease().await),
+            },
+        }
+    }
+
+    /// Wakes whenever the matcher's committed position moves, on any node.
+    pub fn subscribe_matcher(&self) -> watch::Receiver<i64> {
+        self.matcher.subscribe()
+    }
+
+    /// The matcher on this node has numbered everything up to `position` (all committed).
+    pub fn matcher_reached(&self, position: i64) {
+        advance(&self.matcher, position);
+    }
+
+    /// Re-reads the matcher's committed position (the follower's once-a-second safety net on
+    /// PostgreSQL; on SQLite the position never comes from elsewhere).
+    pub async fn poll_matcher(&self) {
+        if let Backend::Postgres(pg) = &self.backend {
+            match pg.matcher_position().await {
+                Ok(position) => advance(&self.matcher, position),
+                Err(error) => tracing::warn!(%error, "reading the matcher position failed"),
+            }
+        }
+    }
+
+    /// Session ids revoked on any node from now on.
+    pub fn subscribe_revoked(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<ReadOutcome, StoreError> {
-        self.backend.read(resource_type, id).await
+        on_backend!(self.read(resource_type, id))
     }
 
     pub async fn vread(
@@ -255,7 +372,7 @@ impl Store {
         id: &str,
         version_id: i64,
     ) -> Result<Option<Stored>, StoreError> {
-        self.backend.vread(resource_type, id, version_id).await
+        on_backend!(self.vread(resource_type, id, version_id))
     }
 
     /// Versions of one resource, newest first, and the total number of versions.
@@ -266,7 +383,7 @@ impl Store {
         count: usize,
         offset: usize,
     ) -> Result<(i64, Vec<Stored>), StoreError> {
-        self.backend.history(resource_type, id, count, offset).await
+        on_backend!(self.history(resource_type, id, count, offset))
     }
 
     pub async fn search(
@@ -274,7 +391,7 @@ impl Store {
         query: &SearchQuery,
         visibility: &Visibility,
     ) -> Result<SearchPage, StoreError> {
-        self.backend.search(query, visibility).await
+        on_backend!(self.search(query, visibility))
     }
 
     /// Events with `seq > after`, in order, at most `limit` of them.
@@ -283,7 +400,7 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        self.backend.events_after(after, limit).await
+        on_backend!(self.events_after(after, limit))
     }
 
     /// When this node committed the write whose events end at or after `seq`, if it was this
@@ -298,28 +415,50 @@ impl Store {
 
     /// The oldest `seq` the log still holds (`None` when empty).
     pub async fn oldest_seq(&self) -> Result<Option<i64>, StoreError> {
-        self.backend.oldest_seq().await
+        on_backend!(self.oldest_seq())
     }
 
     /// Drops events committed before `before` (RFC 3339) from the log, keeping the newest.
     pub async fn prune_events(&self, before: &str) -> Result<u64, StoreError> {
-        self.backend.prune_events(before).await
+        on_backend!(self.prune_events(before))
     }
 
     pub async fn subscription_states(&self) -> Result<Vec<SubscriptionState>, StoreError> {
-        self.backend.subscription_states().await
+        on_backend!(self.subscription_states())
     }
 
     /// Commits a subscription-matcher batch (states, notifications, position) atomically.
+    /// `previous` is the position this matcher last committed: if another matcher has moved it
+    /// since, nothing is committed and the answer is `StoreError::Conflict`.
     pub async fn record_notifications(
         &self,
+        previous: i64,
         position: i64,
         states: &[SubscriptionState],
         notifications: &[(String, i64, i64)],
     ) -> Result<(), StoreError> {
-        self.backend
-            .record_notifications(position, states, notifications)
-            .await
+        on_backend!(self.record_notifications(previous, position, states, notifications))?;
+        self.matcher_reached(position);
+        Ok(())
+    }
+
+    /// Every notification committed for events `after < seq <= until`: (subscription, number,
+    /// event), in `seq` order.
+    pub async fn notifications_between(
+        &self,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<(String, i64, EventRecord)>, StoreError> {
+        on_backend!(self.notifications_between(after, until))
+    }
+
+    /// Events `after < seq <= until` about Subscriptions, in order.
+    pub async fn subscription_writes(
+        &self,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        on_backend!(self.subscription_writes(after, until))
     }
 
     /// Notifications `since < n <= until` of a subscription, with their events.
@@ -330,14 +469,21 @@ impl Store {
         until: i64,
         limit: usize,
     ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
-        self.backend
-            .subscription_events(subscription_id, since, until, limit)
-            .await
+        on_backend!(self.subscription_events(subscription_id, since, until, limit))
     }
 
     /// The last committed `seq` (0 for an empty log).
     pub fn head(&self) -> i64 {
         *self.head.borrow()
+    }
+
+    /// The head, re-read from the database when other nodes may have moved it further than
+    /// this node has heard yet (a client resuming here after its node died may be ahead).
+    pub async fn current_head(&self) -> Result<i64, StoreError> {
+        if let Backend::Postgres(pg) = &self.backend {
+            advance(&self.head, pg.head_seq().await?);
+        }
+        Ok(self.head())
     }
 
     /// Wakes whenever the head `seq` moves.
@@ -347,12 +493,15 @@ impl Store {
 
     /// Records reads and other non-write actions (batched off the request path).
     pub fn audit(&self, record: AuditRecord) {
-        self.backend.audit(record);
+        match &self.backend {
+            Backend::Sqlite(backend) => backend.audit(record),
+            Backend::Postgres(backend) => backend.audit(record),
+        }
     }
 
     /// Waits until every audit record handed to `audit` so far is committed.
     pub async fn flush_audit(&self) -> Result<(), StoreError> {
-        self.backend.flush_audit().await
+        on_backend!(self.flush_audit())
     }
 
     pub async fn audit_rows(
@@ -361,35 +510,35 @@ impl Store {
         count: usize,
         offset: usize,
     ) -> Result<(i64, Vec<AuditRow>), StoreError> {
-        self.backend.audit_rows(patient_id, count, offset).await
+        on_backend!(self.audit_rows(patient_id, count, offset))
     }
 
     pub async fn audit_row(&self, id: i64) -> Result<Option<AuditRow>, StoreError> {
-        self.backend.audit_row(id).await
+        on_backend!(self.audit_row(id))
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.backend.setting(key).await
+        on_backend!(self.setting(key))
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.backend.set_setting(key, value).await
+        on_backend!(self.set_setting(key, value))
     }
 
     /// Number of live resources of a type (for the census and for tests).
     pub async fn count(&self, resource_type: &str) -> Result<i64, StoreError> {
-        self.backend.count(resource_type).await
+        on_backend!(self.count(resource_type))
     }
 
     pub async fn user_by_username(
         &self,
         username: &str,
     ) -> Result<Option<accounts::UserRow>, StoreError> {
-        self.backend.user_by_username(username).await
+        on_backend!(self.user_by_username(username))
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<accounts::UserRow>, StoreError> {
-        self.backend.user_by_id(id).await
+        on_backend!(self.user_by_id(id))
     }
 
     pub async fn insert_user(
@@ -397,7 +546,7 @@ impl Store {
         user: &accounts::UserRow,
         created_at: &str,
     ) -> Result<(), StoreError> {
-        self.backend.insert_user(user, created_at).await
+        on_backend!(self.insert_user(user, created_at))
     }
 
     pub async fn create_session(
@@ -408,9 +557,7 @@ impl Store {
         expires_at: &str,
         refresh_hash: &str,
     ) -> Result<(), StoreError> {
-        self.backend
-            .create_session(session_id, user_id, now, expires_at, refresh_hash)
-            .await
+        on_backend!(self.create_session(session_id, user_id, now, expires_at, refresh_hash))
     }
 
     pub async fn rotate_refresh(
@@ -420,9 +567,7 @@ impl Store {
         now: &str,
         grace_start: &str,
     ) -> Result<accounts::Refresh, StoreError> {
-        self.backend
-            .rotate_refresh(old_hash, new_hash, now, grace_start)
-            .await
+        on_backend!(self.rotate_refresh(old_hash, new_hash, now, grace_start))
     }
 
     pub async fn revoke_session(
@@ -431,32 +576,43 @@ impl Store {
         now: &str,
         why: &str,
     ) -> Result<(), StoreError> {
-        self.backend.revoke_session(session_id, now, why).await
+        on_backend!(self.revoke_session(session_id, now, why))
     }
 
     pub async fn session_active(&self, session_id: &str, now: &str) -> Result<bool, StoreError> {
-        self.backend.session_active(session_id, now).await
+        on_backend!(self.session_active(session_id, now))
     }
 
     pub async fn care_team_patients(
         &self,
         practitioner_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        self.backend.care_team_patients(practitioner_id).await
+        on_backend!(self.care_team_patients(practitioner_id))
     }
 
     pub async fn unit_patients(&self, units: &[String]) -> Result<Vec<String>, StoreError> {
-        self.backend.unit_patients(units).await
+        on_backend!(self.unit_patients(units))
     }
 
     pub async fn prescription_patients(&self) -> Result<Vec<String>, StoreError> {
-        self.backend.prescription_patients().await
+        on_backend!(self.prescription_patients())
     }
 
     /// Patients per unit (unit id, count) from the active Encounters.
     pub async fn census(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.backend.census().await
+        on_backend!(self.census())
     }
+}
+
+/// Moves a watch forward only.
+fn advance(watch: &watch::Sender<i64>, value: i64) {
+    watch.send_if_modified(|current| {
+        let moved = value > *current;
+        if moved {
+            *current = value;
+        }
+        moved
+    });
 }
 
 /// All relative literal references (`Type/id`) in a resource, de-duplicated.

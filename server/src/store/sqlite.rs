@@ -16,13 +16,14 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::sql::{push_filters, push_visibility};
 use super::{
     index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
     ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState, Visibility, WriteOp, Written,
 };
 use crate::fhir::{
     date::format_instant,
-    search::{Clause, DateValue, Prefix, SearchQuery, SortKey},
+    search::{SearchQuery, SortKey},
 };
 
 /// Largest number of audit records committed in one batch.
@@ -375,6 +376,7 @@ impl SqliteStore {
     /// matcher's position, all or nothing.
     pub async fn record_notifications(
         &self,
+        previous: i64,
         position: i64,
         states: &[SubscriptionState],
         notifications: &[(String, i64, i64)],
@@ -404,15 +406,70 @@ impl SqliteStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        sqlx::query(
+        // Compare-and-set, as on PostgreSQL: a second matcher cannot number the same events.
+        let moved = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('subscriptions.position', ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value = ?",
         )
         .bind(position.to_string())
+        .bind(previous.to_string())
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::Conflict(
+                "another matcher moved the subscription position".into(),
+            ));
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every notification the matcher committed for events `after < seq <= until`, in `seq`
+    /// order, with their events: what each node's subscription follower delivers.
+    pub async fn notifications_between(
+        &self,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<(String, i64, EventRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.subscription_id, n.event_number, e.seq, e.event_type, e.action, e.resource_type,
+                    e.resource_id, e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content
+             FROM subscription_events n
+             JOIN event_log e ON e.seq = n.seq
+             JOIN resource_history h
+               ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             WHERE n.seq > ? AND n.seq <= ?
+             ORDER BY n.seq, n.subscription_id",
+        )
+        .bind(after)
+        .bind(until)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0), row.get(1), event_from_row(row, 2)?)))
+            .collect()
+    }
+
+    /// Events `after < seq <= until` about Subscriptions, in order.
+    pub async fn subscription_writes(
+        &self,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.event_type, e.action, e.resource_type, e.resource_id, e.version_id,
+                    e.patient_id, e.rooms, e.user_id, e.ts, h.content
+             FROM event_log e
+             JOIN resource_history h
+               ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             WHERE e.seq > ? AND e.seq <= ? AND e.resource_type = 'Subscription' ORDER BY e.seq",
+        )
+        .bind(after)
+        .bind(until)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|row| event_from_row(row, 0)).collect()
     }
 
     /// Notifications `since < n <= until` of one subscription with the events behind them, in
@@ -1024,192 +1081,4 @@ async fn commit_audit_batch(writer: &SqlitePool, batch: &[AuditRecord]) -> Resul
         insert_audit(&mut tx, record).await?;
     }
     tx.commit().await
-}
-
-/// `rtype = ? AND deleted = 0 AND <clauses> AND <visibility>`.
-fn push_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &SearchQuery, visibility: &Visibility) {
-    sql.push("r.rtype = ");
-    sql.push_bind(query.resource_type.clone());
-    sql.push(" AND r.deleted = 0");
-    for clause in &query.clauses {
-        sql.push(" AND ");
-        push_clause(sql, clause);
-    }
-    sql.push(" AND ");
-    push_visibility(sql, visibility);
-}
-
-fn push_visibility(sql: &mut QueryBuilder<'_, Sqlite>, visibility: &Visibility) {
-    sql.push("(");
-    if visibility.all_patients {
-        sql.push("1 = 1");
-    } else {
-        sql.push("r.patient_id IS NULL");
-        if !visibility.patient_ids.is_empty() {
-            sql.push(" OR r.patient_id IN (");
-            let mut ids = sql.separated(", ");
-            for id in &visibility.patient_ids {
-                ids.push_bind(id.clone());
-            }
-            sql.push(")");
-        }
-    }
-    sql.push(") AND (r.restricted = 0");
-    if visibility.restricted_all {
-        sql.push(" OR 1 = 1");
-    } else if !visibility.restricted_patient_ids.is_empty() {
-        sql.push(" OR r.patient_id IN (");
-        let mut ids = sql.separated(", ");
-        for id in &visibility.restricted_patient_ids {
-            ids.push_bind(id.clone());
-        }
-        sql.push(")");
-    }
-    sql.push(")");
-}
-
-fn push_clause(sql: &mut QueryBuilder<'_, Sqlite>, clause: &Clause) {
-    match clause {
-        Clause::Id(ids) => {
-            sql.push("r.id IN (");
-            let mut list = sql.separated(", ");
-            for id in ids {
-                list.push_bind(id.clone());
-            }
-            sql.push(")");
-        }
-        Clause::Patient(ids) => {
-            sql.push("r.patient_id IN (");
-            let mut list = sql.separated(", ");
-            for id in ids {
-                list.push_bind(id.clone());
-            }
-            sql.push(")");
-        }
-        Clause::Token {
-            param,
-            values,
-            negate,
-        } => {
-            if *negate {
-                sql.push("NOT ");
-            }
-            push_exists_index(sql, param);
-            sql.push(" AND (");
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                sql.push("(1 = 1");
-                if let Some(system) = &value.system {
-                    sql.push(" AND s.system = ");
-                    sql.push_bind(system.clone());
-                }
-                if let Some(code) = &value.code {
-                    sql.push(" AND s.value = ");
-                    sql.push_bind(code.clone());
-                }
-                sql.push(")");
-            }
-            sql.push("))");
-        }
-        Clause::Reference { param, values } => {
-            push_exists_index(sql, param);
-            sql.push(" AND (");
-            for (i, (rtype, id)) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                sql.push("(s.value = ");
-                sql.push_bind(id.clone());
-                if let Some(rtype) = rtype {
-                    sql.push(" AND s.system = ");
-                    sql.push_bind(rtype.clone());
-                }
-                sql.push(")");
-            }
-            sql.push("))");
-        }
-        Clause::String {
-            param,
-            values,
-            exact,
-        } => {
-            push_exists_index(sql, param);
-            sql.push(" AND (");
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                if *exact {
-                    sql.push("s.value = ");
-                    sql.push_bind(value.to_lowercase());
-                } else {
-                    let escaped = value
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_");
-                    sql.push("s.value LIKE ");
-                    sql.push_bind(format!("{escaped}%"));
-                    sql.push(" ESCAPE '\\'");
-                }
-            }
-            sql.push("))");
-        }
-        Clause::Date { param, values } => {
-            let (start, end) = match param {
-                Some(param) => {
-                    sql.push("EXISTS (SELECT 1 FROM search_dates d WHERE d.rtype = r.rtype AND d.id = r.id AND d.param = ");
-                    sql.push_bind(*param);
-                    sql.push(" AND (");
-                    ("d.start_at", "d.end_at")
-                }
-                None => {
-                    sql.push("((");
-                    ("r.last_updated", "r.last_updated")
-                }
-            };
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                push_date_condition(sql, start, end, value);
-            }
-            sql.push("))");
-        }
-    }
-}
-
-fn push_exists_index(sql: &mut QueryBuilder<'_, Sqlite>, param: &'static str) {
-    sql.push("EXISTS (SELECT 1 FROM search_index s WHERE s.rtype = r.rtype AND s.id = r.id AND s.param = ");
-    sql.push_bind(param);
-}
-
-/// The FHIR prefixes over a stored inclusive range [ts, te] and a searched range [ps, pe).
-fn push_date_condition(sql: &mut QueryBuilder<'_, Sqlite>, ts: &str, te: &str, value: &DateValue) {
-    let (ps, pe) = (&value.start, &value.end);
-    // Each prefix is a conjunction of (stored bound, operator, searched bound).
-    let terms: Vec<(&str, &str, &String)> = match value.prefix {
-        Prefix::Eq | Prefix::Ne => vec![(ts, ">=", ps), (te, "<", pe)],
-        Prefix::Gt => vec![(te, ">=", pe)],
-        Prefix::Lt => vec![(ts, "<", ps)],
-        Prefix::Ge => vec![(te, ">=", ps)],
-        Prefix::Le => vec![(ts, "<", pe)],
-        Prefix::Sa => vec![(ts, ">=", pe)],
-        Prefix::Eb => vec![(te, "<", ps)],
-        Prefix::Ap => vec![(ts, "<", pe), (te, ">=", ps)],
-    };
-    sql.push(if value.prefix == Prefix::Ne {
-        "(NOT ("
-    } else {
-        "(("
-    });
-    for (i, (column, operator, bound)) in terms.into_iter().enumerate() {
-        if i > 0 {
-            sql.push(" AND ");
-        }
-        sql.push(format!("{column} {operator} "));
-        sql.push_bind(bound.clone());
-    }
-    sql.push("))");
 }

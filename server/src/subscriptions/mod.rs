@@ -1,13 +1,20 @@
 //! FHIR Subscriptions with a websocket channel, for outside FHIR clients (a lab, a pharmacy, a bed
 //! board), compatible with Medplum's protocol and numbered as the Subscriptions Backport IG says.
 //!
-//! Where it sits: beside the realtime hub, reading the same event log. The matcher (one task per
-//! node) walks the log in `seq` order; for each event it decides which active Subscriptions match
-//! (criteria with the REST search's semantics, the optional interaction filter, and the owner's
-//! access rights), hands each match the subscription's next event number, and commits those
-//! numbers with its position in one transaction before anything is sent. Numbers are therefore
-//! durable, gap-free per subscription and survive restarts; `$events` and a re-bind with
-//! `eventsSinceNumber` replay them from the log.
+//! Where it sits: beside the realtime hub, reading the same event log. The matcher walks the log
+//! in `seq` order; for each event it decides which active Subscriptions match (criteria with the
+//! REST search's semantics, the optional interaction filter, and the owner's access rights),
+//! hands each match the subscription's next event number, and commits those numbers with its
+//! position in one transaction before anything is sent. Numbers are therefore durable, gap-free
+//! per subscription and survive restarts; `$events` and a re-bind with `eventsSinceNumber` replay
+//! them from the log.
+//!
+//! With several nodes on PostgreSQL exactly one of them runs the matcher: the holder of an
+//! advisory lock (`Store::matcher_lease`); when it dies another takes over from the committed
+//! position, and a compare-and-set on that position stops a matcher that lost its lease from
+//! committing anything. Every node runs a follower that reads what the matcher committed, in
+//! `seq` order, and delivers it to the sockets bound on that node; binding tokens, `$events` and
+//! catch-up read the database, so they work on any node.
 //!
 //! - `criteria`: parsing `Type?params` and matching one resource version in memory;
 //! - `socket`: `/ws/subscriptions-r4` (bind-with-token, unbind-from-token, ping);
@@ -423,57 +430,83 @@ pub fn notification(active: &Active, number: i64, event: &EventRecord, focus: &s
     )
 }
 
-/// Starts this node's matcher.
+/// Starts the matcher, on whichever node holds the matcher lease (on SQLite: this one), and this
+/// node's follower, which delivers what the matcher committed to the sockets bound here.
 pub fn spawn_matcher(state: AppState) -> tokio::task::JoinHandle<()> {
+    let follower = state.clone();
     tokio::spawn(async move {
         loop {
-            match run_matcher(&state).await {
+            match run_follower(&follower).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::error!(%error, "the subscription matcher stopped; restarting");
+                    tracing::error!(%error, "the subscription follower stopped; restarting");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
+    });
+    tokio::spawn(async move {
+        loop {
+            let mut lease = state.store.matcher_lease().await;
+            if state.store.shared() {
+                tracing::info!(node = %state.config.node_id, "this node now runs the subscription matcher");
+            }
+            tokio::select! {
+                outcome = run_matcher(&state) => match outcome {
+                    Ok(()) => return,
+                    Err(error) => tracing::error!(%error, "the subscription matcher stopped; restarting"),
+                },
+                why = lease.lost() => {
+                    tracing::warn!(%why, "the matcher lease was lost; waiting to win it again");
+                }
+            }
+            drop(lease);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     })
 }
 
-/// Loads the active subscriptions, then follows the log.
+/// Loads the active subscriptions as the matcher last committed them, with their counts.
+async fn load_active(
+    state: &AppState,
+) -> Result<HashMap<String, Active>, crate::store::StoreError> {
+    let store = &state.store;
+    let mut loaded = HashMap::new();
+    for row in store
+        .subscription_states()
+        .await?
+        .into_iter()
+        .filter(|r| r.active)
+    {
+        if let ReadOutcome::Found(stored) = store.read("Subscription", &row.subscription_id).await?
+        {
+            let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+            if let Some(active) = Active::from_resource(
+                &row.subscription_id,
+                &resource,
+                row.start_seq,
+                row.events_count,
+            ) {
+                loaded.insert(active.id.clone(), active);
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// The matcher: loads the active subscriptions as last committed, then follows the log, numbering
+/// matches and committing them with its position. It sends nothing itself: the followers do.
 async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
     let store = &state.store;
-    let registry = &state.subscriptions;
     let mut position: i64 = store
         .setting("subscriptions.position")
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    {
-        let mut loaded = HashMap::new();
-        for row in store
-            .subscription_states()
-            .await?
-            .into_iter()
-            .filter(|r| r.active)
-        {
-            if let ReadOutcome::Found(stored) =
-                store.read("Subscription", &row.subscription_id).await?
-            {
-                let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
-                if let Some(active) = Active::from_resource(
-                    &row.subscription_id,
-                    &resource,
-                    row.start_seq,
-                    row.events_count,
-                ) {
-                    loaded.insert(active.id.clone(), active);
-                }
-            }
-        }
-        registry.lock().active = loaded;
-    }
-    registry.position.send_replace(position);
+    // The position last committed: the compare-and-set of `record_notifications` checks it.
+    let mut committed = position;
+    let mut active = load_active(state).await?;
 
-    let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
     let mut head = store.subscribe_head();
     let mut access = AccessCache::default();
     let mut owners: HashMap<String, Option<AuthUser>> = HashMap::new();
@@ -487,38 +520,32 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
             };
             let mut changed: HashMap<String, SubscriptionState> = HashMap::new();
             let mut numbered: Vec<(String, i64, i64)> = Vec::new();
-            let mut sends: Vec<(String, i64, usize)> = Vec::new();
-            for (index, event) in batch.iter().enumerate() {
+            for event in &batch {
                 if ACCESS_TYPES.contains(&event.resource_type.as_str()) {
                     access.clear();
                 }
                 if event.resource_type == "Subscription" {
                     let resource: Value =
                         serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
-                    let row = apply_subscription_change(registry, event, &resource);
+                    let (row, _) = apply_subscription_change(&mut active, event, &resource);
                     changed.insert(row.subscription_id.clone(), row);
                     continue;
                 }
-                // Which subscriptions match, decided under the lock without cloning them; the
-                // resource's search facts are extracted once for all of them.
+                // Which subscriptions match; the resource's search facts are extracted once.
                 let mut facts: Option<criteria::Facts> = None;
-                let matched: Vec<(String, String)> = {
-                    let inner = registry.lock();
-                    inner
-                        .active
-                        .values()
-                        .filter(|s| s.criteria.resource_type == event.resource_type)
-                        .filter(|s| {
-                            let facts = facts.get_or_insert_with(|| {
-                                let resource: Value = serde_json::from_str(&event.resource_json)
-                                    .unwrap_or(Value::Null);
-                                criteria::Facts::of(&event.resource_type, &resource)
-                            });
-                            s.wants(event, facts)
-                        })
-                        .map(|s| (s.id.clone(), s.owner.clone()))
-                        .collect()
-                };
+                let matched: Vec<(String, String)> = active
+                    .values()
+                    .filter(|s| s.criteria.resource_type == event.resource_type)
+                    .filter(|s| {
+                        let facts = facts.get_or_insert_with(|| {
+                            let resource: Value =
+                                serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
+                            criteria::Facts::of(&event.resource_type, &resource)
+                        });
+                        s.wants(event, facts)
+                    })
+                    .map(|s| (s.id.clone(), s.owner.clone()))
+                    .collect();
                 if matched.is_empty() {
                     continue;
                 }
@@ -545,13 +572,11 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                     ) {
                         continue;
                     }
-                    let mut inner = registry.lock();
-                    let Some(active) = inner.active.get_mut(&id) else {
+                    let Some(active) = active.get_mut(&id) else {
                         continue;
                     };
                     active.count += 1;
                     numbered.push((active.id.clone(), active.count, event.seq));
-                    sends.push((active.id.clone(), active.count, index));
                     changed.insert(
                         active.id.clone(),
                         SubscriptionState {
@@ -565,37 +590,25 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 }
             }
             let states: Vec<SubscriptionState> = changed.into_values().collect();
-            // Numbers are committed before they are sent. A batch that changed nothing only
-            // moves the position, which is saved at most once a second: the single writer
-            // connection is the store's bottleneck, and re-reading a second of log after a
-            // crash hands out no number twice (those events matched nothing).
+            // Numbers are committed before anyone sends them. On SQLite a batch that changed
+            // nothing only moves the position, saved at most once a second (the single writer
+            // connection is the bottleneck; re-reading a second of log after a crash hands out no
+            // number twice, those events matched nothing). On PostgreSQL every batch is
+            // committed: the followers on other nodes learn the position from the database.
             if !states.is_empty()
                 || !numbered.is_empty()
+                || store.shared()
                 || saved.elapsed() >= Duration::from_secs(1)
             {
-                store.record_notifications(last, &states, &numbered).await?;
+                store
+                    .record_notifications(committed, last, &states, &numbered)
+                    .await?;
+                committed = last;
                 saved = std::time::Instant::now();
+            } else {
+                store.matcher_reached(last);
             }
             position = last;
-            let mut focus: HashMap<usize, String> = HashMap::new();
-            for (id, number, index) in sends {
-                let Some(active) = registry.active(&id) else {
-                    continue;
-                };
-                let entry = focus
-                    .entry(index)
-                    .or_insert_with(|| focus_entry(&batch[index], &base));
-                let text = notification(&active, number, &batch[index], entry);
-                registry.deliver(
-                    &id,
-                    socket::Frame {
-                        subscription: Some(id.clone()),
-                        number: Some(number),
-                        text: text.into(),
-                    },
-                );
-            }
-            registry.position.send_replace(position);
         }
         tokio::select! {
             changed = head.changed() => {
@@ -608,14 +621,94 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
     }
 }
 
-/// Applies a write to a Subscription to the registry; returns its state row.
+/// The follower, on every node: keeps this node's registry of active subscriptions in step with
+/// the log and delivers to the sockets bound here every notification the matcher has committed,
+/// in `seq` order, as the matcher's position moves (woken locally or by `LISTEN`, and polled).
+async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> {
+    let store = &state.store;
+    let registry = &state.subscriptions;
+    let mut matcher = store.subscribe_matcher();
+    // Live from where the matcher stands; earlier notifications are replayed on request.
+    let mut position = *matcher.borrow_and_update();
+    registry.lock().active = load_active(state).await?;
+    registry.position.send_replace(position);
+    let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
+    loop {
+        let target = *matcher.borrow_and_update();
+        if target > position {
+            let changes = store.subscription_writes(position, target).await?;
+            let notifications = store.notifications_between(position, target).await?;
+            let mut changes = changes.into_iter().peekable();
+            let mut focus: HashMap<i64, String> = HashMap::new();
+            for (id, number, event) in &notifications {
+                // Subscription writes before this event apply first (a Subscription event
+                // itself is never a notification).
+                while let Some(change) = changes.next_if(|c| c.seq < event.seq) {
+                    apply_to_registry(registry, &change);
+                }
+                let text = {
+                    let mut inner = registry.lock();
+                    let Some(active) = inner.active.get_mut(id) else {
+                        continue;
+                    };
+                    active.count = active.count.max(*number);
+                    let active = active.clone();
+                    drop(inner);
+                    let entry = focus
+                        .entry(event.seq)
+                        .or_insert_with(|| focus_entry(event, &base));
+                    notification(&active, *number, event, entry)
+                };
+                registry.deliver(
+                    id,
+                    socket::Frame {
+                        subscription: Some(id.clone()),
+                        number: Some(*number),
+                        text: text.into(),
+                    },
+                );
+            }
+            for change in changes {
+                apply_to_registry(registry, &change);
+            }
+            position = target;
+            registry.position.send_replace(position);
+        }
+        tokio::select! {
+            changed = matcher.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+            // The safety net: a lost wake-up delays delivery, never loses it.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => store.poll_matcher().await,
+        }
+    }
+}
+
+/// Applies a Subscription write to this node's registry; closes the sockets of one that stopped.
+fn apply_to_registry(registry: &Subscriptions, event: &EventRecord) {
+    let resource: Value = serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
+    let mut inner = registry.lock();
+    let (_, stopped) = apply_subscription_change(&mut inner.active, event, &resource);
+    if stopped {
+        // Deactivated or deleted: its sockets are told by closing.
+        if let Some(bindings) = inner.bindings.remove(&event.resource_id) {
+            for binding in bindings {
+                binding.kill.send_replace(true);
+            }
+        }
+    }
+}
+
+/// Applies a write to a Subscription to a set of active subscriptions; returns its state row
+/// and whether it is no longer active.
 fn apply_subscription_change(
-    registry: &Subscriptions,
+    active: &mut HashMap<String, Active>,
     event: &EventRecord,
     resource: &Value,
-) -> SubscriptionState {
-    let mut inner = registry.lock();
-    let previous = inner.active.remove(&event.resource_id);
+) -> (SubscriptionState, bool) {
+    let previous = active.remove(&event.resource_id);
     let start_seq = previous.as_ref().map_or(event.seq, |p| p.start_seq);
     let count = previous.as_ref().map_or(0, |p| p.count);
     let owner = owner_of(resource)
@@ -625,24 +718,20 @@ fn apply_subscription_change(
     let now_active = (event.action != Action::Deleted)
         .then(|| Active::from_resource(&event.resource_id, resource, start_seq, count))
         .flatten();
-    let active = now_active.is_some();
+    let is_active = now_active.is_some();
     if let Some(now) = now_active {
-        inner.active.insert(now.id.clone(), now);
-    } else {
-        // Deactivated or deleted: its sockets are told by closing.
-        if let Some(bindings) = inner.bindings.remove(&event.resource_id) {
-            for binding in bindings {
-                binding.kill.send_replace(true);
-            }
-        }
+        active.insert(now.id.clone(), now);
     }
-    SubscriptionState {
-        subscription_id: event.resource_id.clone(),
-        owner_id: owner,
-        start_seq,
-        events_count: count,
-        active,
-    }
+    (
+        SubscriptionState {
+            subscription_id: event.resource_id.clone(),
+            owner_id: owner,
+            start_seq,
+            events_count: count,
+            active: is_active,
+        },
+        !is_active,
+    )
 }
 
 async fn load_user(state: &AppState, id: &str) -> Option<AuthUser> {

@@ -1,5 +1,7 @@
 //! Spawning isolated Rounds instances for the integration tests: each on its own port with its
-//! own fresh SQLite database, stopped when the `TestApp` is dropped.
+//! own fresh database, stopped when the `TestApp` is dropped. The `api` test binary runs on
+//! SQLite; `api_pg` runs the same suites on PostgreSQL (`crate::POSTGRES`), each test with a
+//! database of its own on one throwaway cluster (`pg_cluster`).
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -41,6 +43,16 @@ fn tracing_once() {
     });
 }
 
+/// A fresh, empty database for one test: a SQLite file in `dir`, or a new database on the test
+/// binary's PostgreSQL cluster.
+pub async fn database_url(dir: &std::path::Path) -> String {
+    if crate::POSTGRES {
+        crate::pg_cluster::fresh_database().await
+    } else {
+        format!("sqlite://{}/rounds.db", dir.display())
+    }
+}
+
 /// An app with the demo data set and accounts.
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
@@ -52,7 +64,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}/rounds.db", dir.path().display()),
+        database_url: database_url(dir.path()).await,
         jwt_secret: SECRET.into(),
         jwt_secret_is_default: false,
         seed_demo: true,

@@ -1,4 +1,9 @@
 //! Integration tests over HTTP: each test spawns its own Rounds with its own database.
+//! This binary runs them on SQLite; `tests/api_pg` runs the store, realtime and subscription
+//! suites again on PostgreSQL, with the two-node scenarios.
+
+/// Which backend `helpers::spawn_app` gives each test.
+pub const POSTGRES: bool = false;
 
 mod access;
 mod auth;
@@ -8,6 +13,7 @@ mod fhir_errors;
 mod fhir_search;
 mod helpers;
 mod intake_fuzz;
+mod pg_cluster;
 mod realtime;
 mod startup;
 mod subscriptions;

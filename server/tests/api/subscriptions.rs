@@ -471,7 +471,7 @@ fn run_separately(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_and_their_numbering_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/rounds.db", dir.path().display());
+    let url = crate::helpers::database_url(dir.path()).await;
     let client = reqwest::Client::new();
     let login = |base: String| {
         let client = client.clone();
