@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde_json::Value;
 
-use super::{error_text, now_iso, on_updates_while_mounted, write, Alerts, Me, Toasts};
+use super::{error_text, keep, now_iso, on_updates_while_mounted, write, Alerts, Me, Toasts};
 use crate::{
     api::{load_chart, Chart},
     clinical::{self, Flagged},
@@ -841,9 +841,7 @@ fn DocumentationTab() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match write::create(&note).await {
                 Ok(stored) => {
-                    records.update(|r| {
-                        r.upsert(stored);
-                    });
+                    keep(records, stored);
                     set_draft_text.set(String::new());
                 }
                 Err(error) => {
@@ -940,16 +938,12 @@ fn NoteItem(
             leptos::task::spawn_local(async move {
                 match write::update(&next, edit.base).await {
                     Ok(stored) => {
-                        records.update(|r| {
-                            r.upsert(stored);
-                        });
+                        keep(records, stored);
                         editing.set(None);
                     }
                     Err(write::WriteError::Conflict { current }) => {
                         if let Some(current) = &current {
-                            records.update(|r| {
-                                r.upsert(current.clone());
-                            });
+                            keep(records, current.clone());
                         }
                         conflict.set(Some(NoteConflict {
                             id: edit.id.clone(),
@@ -974,14 +968,10 @@ fn NoteItem(
             let id = id.clone();
             leptos::task::spawn_local(async move {
                 match write::update(&next, version).await {
-                    Ok(stored) => records.update(|r| {
-                        r.upsert(stored);
-                    }),
+                    Ok(stored) => keep(records, stored),
                     Err(write::WriteError::Conflict { current }) => {
                         if let Some(current) = &current {
-                            records.update(|r| {
-                                r.upsert(current.clone());
-                            });
+                            keep(records, current.clone());
                         }
                         conflict.set(Some(NoteConflict {
                             id,
@@ -1078,9 +1068,7 @@ fn ConflictPanel(
                 current.set(None);
                 leptos::task::spawn_local(async move {
                     match write::update(&next, version).await {
-                        Ok(stored) => records.update(|r| {
-                            r.upsert(stored);
-                        }),
+                        Ok(stored) => keep(records, stored),
                         Err(error) => {
                             toasts.show(false, format!("Not signed: {}", error.message()))
                         }

@@ -101,6 +101,14 @@ pub fn new_tag() -> String {
     }
 }
 
+/// Puts a resource the server answered with (a write's result, or the version a 412 found) into a
+/// screen's store.
+pub fn keep(records: RwSignal<Records>, resource: serde_json::Value) {
+    records.update(|r| {
+        r.upsert(resource);
+    });
+}
+
 /// Registers `handler` for realtime batches while the calling component lives.
 pub fn on_updates_while_mounted(alerts: bool, handler: impl Fn(&[Frame]) + 'static) {
     let id = realtime::on_updates(alerts, Rc::new(handler));

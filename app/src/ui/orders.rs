@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
-use super::{chart::ChartCtx, now_iso, write, Me, Toasts};
+use super::{chart::ChartCtx, keep, now_iso, write, Me, Toasts};
 use crate::{
     catalogue::{FORMULARY, ORDERS},
     clinical,
@@ -233,9 +233,7 @@ fn optimistic(
     });
     leptos::task::spawn_local(async move {
         match write::create(&resource).await {
-            Ok(stored) => records.update(|r| {
-                r.upsert(stored);
-            }),
+            Ok(stored) => keep(records, stored),
             Err(error) => {
                 records.update(|r| {
                     r.discard_pending(resource_type, &pending_id);
@@ -260,14 +258,10 @@ fn cancel(
     let next = clinical::with_status(&order.json, "revoked");
     leptos::task::spawn_local(async move {
         match write::update(&next, order.version).await {
-            Ok(stored) => records.update(|r| {
-                r.upsert(stored);
-            }),
+            Ok(stored) => keep(records, stored),
             Err(write::WriteError::Conflict { current }) => {
                 if let Some(current) = &current {
-                    records.update(|r| {
-                        r.upsert(current.clone());
-                    });
+                    keep(records, current.clone());
                 }
                 conflict.set(Some(OrderConflict {
                     name,

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::{
-    error_text, now_iso, on_updates_while_mounted, watch_while_mounted, write, Me, Toasts,
+    error_text, keep, now_iso, on_updates_while_mounted, watch_while_mounted, write, Me, Toasts,
 };
 use crate::{
     api::{load_pharmacy, PharmacyQueue},
@@ -138,7 +138,7 @@ fn QueueList(
                             };
                             leptos::task::spawn_local(async move {
                                 match write::create(&resource).await {
-                                    Ok(stored) => records.update(|r| { r.upsert(stored); }),
+                                    Ok(stored) => keep(records, stored),
                                     Err(error) => toasts.show(false, format!("Not recorded: {}", error.message())),
                                 }
                             });
