@@ -187,6 +187,8 @@ mod browser {
         retry_pending: bool,
         /// Arrival-to-paint times (ms) of the last updates, for `window.__ROUNDS_PAINT__`.
         paint_ms: Vec<f64>,
+        /// Frame-start-to-paint times (ms) of the last batches, for `window.__ROUNDS_RENDER__`.
+        render_ms: Vec<f64>,
     }
 
     thread_local! {
@@ -208,6 +210,7 @@ mod browser {
             frame_requested: false,
             retry_pending: false,
             paint_ms: Vec::new(),
+            render_ms: Vec::new(),
         }));
     }
 
@@ -475,6 +478,7 @@ mod browser {
         if batch.is_empty() {
             return;
         }
+        let frame_start = now_ms();
         let arrivals: Vec<f64> = batch.iter().map(|(_, at)| *at).collect();
         let mut updates: Vec<Update> = batch.drain(..).map(|(u, _)| u).collect();
         alerts_first(&mut updates);
@@ -494,7 +498,11 @@ mod browser {
                 state.paint_ms.extend(arrivals.iter().map(|at| now - at));
                 let excess = state.paint_ms.len().saturating_sub(1000);
                 state.paint_ms.drain(..excess);
-                publish_paint_times(&state.paint_ms);
+                state.render_ms.push(now - frame_start);
+                let excess = state.render_ms.len().saturating_sub(1000);
+                state.render_ms.drain(..excess);
+                publish_times("__ROUNDS_PAINT__", &state.paint_ms);
+                publish_times("__ROUNDS_RENDER__", &state.render_ms);
             },
             Duration::ZERO,
         );
@@ -504,13 +512,14 @@ mod browser {
         window().performance().map(|p| p.now()).unwrap_or(0.0)
     }
 
-    /// `window.__ROUNDS_PAINT__`: the last arrival-to-paint times, for measuring in the browser.
-    fn publish_paint_times(times: &[f64]) {
+    /// `window.__ROUNDS_PAINT__` (the last arrival-to-paint times of updates) and
+    /// `window.__ROUNDS_RENDER__` (per frame: applying the batch, rendering and painting), in ms.
+    fn publish_times(name: &str, times: &[f64]) {
         let array = js_sys::Array::new();
         for t in times {
             array.push(&JsValue::from_f64(*t));
         }
-        let _ = js_sys::Reflect::set(&window(), &JsValue::from_str("__ROUNDS_PAINT__"), &array);
+        let _ = js_sys::Reflect::set(&window(), &JsValue::from_str(name), &array);
     }
 
     fn retry(client: &Rc<RefCell<Client>>) {
