@@ -281,24 +281,25 @@ async fn clients_of_a_killed_node_resume_on_another_and_miss_nothing() {
     let token = a.token("dr.chen").await;
     let (mut on_a, head) = a.subscribe(&token, None).await;
 
-    // Writers on both nodes keep writing until told to stop; writes to A fail once it is dead.
+    // Writers on both nodes keep writing until told to stop; once A is dead, its writers go on
+    // against B, as behind a load balancer.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = reqwest::Client::new();
     let mut writers = Vec::new();
     for writer in 0..4 {
-        let base = if writer % 2 == 0 {
+        let mut base = if writer % 2 == 0 {
             a.base.clone()
         } else {
             b.base.clone()
         };
+        let fallback = b.base.clone();
         let (client, token, stop) = (client.clone(), token.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match create(&client, &base, &token).await {
                     Some(id) => ids.push(id),
-                    // A is gone: keep the pace without hammering a closed port.
-                    None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    None => base = fallback.clone(),
                 }
             }
             ids
