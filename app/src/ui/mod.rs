@@ -212,7 +212,10 @@ fn SignedIn(session: Session) -> impl IntoView {
         });
     }
     // Live updates start once the page is hydrated (effects do not run on the server).
-    Effect::new(move |_| realtime::start(realtime));
+    {
+        let user_id = user.id.clone();
+        Effect::new(move |_| realtime::start(realtime, &user_id));
+    }
 
     let sign_out = ServerAction::<SignOut>::new();
     let is_pharmacy = matches!(user.role, Role::Pharmacist | Role::Admin);
@@ -226,11 +229,21 @@ fn SignedIn(session: Session) -> impl IntoView {
                 </nav>
                 <span
                     class=move || realtime.state.get().class()
-                    data-testid="connection-status"
                     role="status"
                     title="Live updates arrive through the realtime hub"
+                    data-state=move || realtime.state.get().machine()
+                    data-role=move || match realtime.role.get() {
+                        realtime::Role::Leader => "leader",
+                        realtime::Role::Follower => "follower",
+                        realtime::Role::Electing => "electing",
+                    }
                 >
-                    {move || realtime.state.get().label()}
+                    <span data-testid="connection-status">
+                        {move || realtime.state.get().label()}
+                    </span>
+                    <span class="connection-role" data-testid="connection-role">
+                        {move || realtime::role_label(realtime.role.get(), realtime.transport.get())}
+                    </span>
                 </span>
                 <span class="user" data-testid="current-user">
                     {user.name.clone()}
@@ -245,6 +258,7 @@ fn SignedIn(session: Session) -> impl IntoView {
             <AlertBanner/>
             <Outlet/>
             <ToastList/>
+            {cfg!(debug_assertions).then(|| view! { <RealtimeDebug/> })}
         </div>
     }
     .into_any()
@@ -422,5 +436,38 @@ mod tests {
             "2 critical values, 1 alert to acknowledge"
         );
         assert_eq!(summary(&[record("Flag")]), "1 alert to acknowledge");
+    }
+}
+
+/// Development builds: the realtime client's state, subscriptions and last 100 messages (the same
+/// as `window.__ROUNDS_DEBUG__`), refreshed every second while open.
+#[component]
+fn RealtimeDebug() -> impl IntoView {
+    let open = RwSignal::new(false);
+    let text = RwSignal::new(String::new());
+    let refresh = move || {
+        if open.get_untracked() {
+            let snapshot = realtime::debug_snapshot();
+            text.set(serde_json::to_string_pretty(&snapshot).unwrap_or_default());
+        }
+    };
+    Effect::new(move |_| {
+        if open.get() {
+            refresh();
+        }
+    });
+    #[cfg(feature = "hydrate")]
+    if let Ok(handle) = set_interval_with_handle(refresh, std::time::Duration::from_secs(1)) {
+        on_cleanup(move || handle.clear());
+    }
+    view! {
+        <details
+            class="realtime-debug"
+            data-testid="realtime-debug"
+            on:toggle=move |_| open.update(|o| *o = !*o)
+        >
+            <summary>"Realtime debug"</summary>
+            <pre>{move || text.get()}</pre>
+        </details>
     }
 }

@@ -538,7 +538,6 @@ async fn replay_events(
     sub: &Sub,
     after: i64,
 ) -> Result<(), Refusal> {
-    let others = state.hub.live_subs_except(handle.id, subscription_id);
     let mut cache = AccessCache::default();
     let replayed = state
         .metrics
@@ -566,12 +565,10 @@ async fn replay_events(
         let visibility = cache.get(state, &handle.user).await;
         for event in &batch {
             cursor = event.seq;
-            let seq = event.seq;
-            let delivered_live = others.iter().any(|other| {
-                other.live_from.is_some_and(|from| from < seq)
-                    && other.wants(&event.rooms, &event.resource_type)
-            });
-            if delivered_live || !sub.wants(&event.rooms, &event.resource_type) {
+            // Everything the subscription wants, even what another subscription of this socket
+            // delivered live: one socket serves every tab of a browser, and the tab that asks for
+            // this replay may not have been listening then. Clients drop repeats by `seq`.
+            if !sub.wants(&event.rooms, &event.resource_type) {
                 continue;
             }
             let allowed = visibility.as_ref().is_some_and(|visibility| {

@@ -277,23 +277,6 @@ impl Hub {
         true
     }
 
-    /// The connection's other live subscriptions, for replay to skip what they already deliver.
-    pub fn live_subs_except(&self, id: u64, sub_id: &str) -> Vec<Sub> {
-        let registry = self.lock();
-        registry
-            .members
-            .get(&id)
-            .map(|member| {
-                member
-                    .subs
-                    .iter()
-                    .filter(|(sid, sub)| sid.as_str() != sub_id && sub.live_from.is_some())
-                    .map(|(_, sub)| sub.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// The last `seq` routed by the dispatcher.
     pub fn dispatched(&self) -> i64 {
         self.lock().dispatched

@@ -1,0 +1,1480 @@
+//! The browser side of the realtime client: the election, the channel between tabs, the leader's
+//! connection (WebSocket, or long-polling when sockets keep failing), and each tab's screens.
+//!
+//! Everything lives in one `Client` per page behind a `RefCell`. Only entry points (the public
+//! functions, socket and channel events, timers, fetch completions) borrow it; the screens'
+//! handlers run outside any borrow, from the animation frame.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, VecDeque},
+    rc::Rc,
+    time::Duration,
+};
+
+use leptos::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{BroadcastChannel, CloseEvent, MessageEvent, WebSocket};
+
+use super::{
+    backoff_ms,
+    union::{Change, Holder, Union},
+    ConnectionState, Handler, Interest, Realtime, Role, Seen, TabMessage, Transport,
+};
+use crate::{
+    records::alerts_first,
+    wire::{self, ClientMessage, ServerMessage, Subscribe, Update},
+};
+
+/// Sockets in a row that close before `welcome` before the leader long-polls instead.
+const FAILURES_BEFORE_POLLING: u32 = 3;
+/// Silence on an open socket after which the leader pings it.
+const PING_AFTER_MS: f64 = 10_000.0;
+/// Time a watchdog ping may go unanswered before the socket counts as dead.
+const PONG_WITHIN_MS: f64 = 5_000.0;
+/// Without Web Locks: a follower that has not heard the leader for this long claims the lead.
+const LEADER_SILENCE_MS: f64 = 2_500.0;
+/// Without Web Locks: how long a claim waits for a better claim before it takes the lead.
+const CLAIM_WAIT_MS: u64 = 150;
+/// The leader forgets a tab that missed this many status rounds (it vanished without `Bye`).
+const MISSED_ROUNDS: u64 = 5;
+/// How long a poll may be held by the server.
+const POLL_WAIT_MS: u64 = 25_000;
+/// Messages kept for the debug view.
+const LOG_SIZE: usize = 100;
+
+struct LocalWatch {
+    interest: Interest,
+    /// Everything in this interest up to here has reached the screens; `None`: nothing loaded.
+    cursor: Option<i64>,
+    /// Tells this registration's confirmation apart from an earlier one's.
+    nonce: u64,
+    /// Registered, and the replay that covers it not yet confirmed: the cursor stays put.
+    replaying: bool,
+}
+
+/// The connection, held by the leader tab only.
+struct Link {
+    union: Union,
+    socket: Option<WebSocket>,
+    on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
+    on_close: Option<Closure<dyn FnMut(CloseEvent)>>,
+    /// Between `welcome` and the socket's close.
+    welcomed: bool,
+    /// The log head as of the last `welcome` or `heartbeat`.
+    head: i64,
+    attempt: u32,
+    /// Sockets in a row that closed before `welcome`.
+    failures: u32,
+    retry_pending: bool,
+    polling: bool,
+    poll_attempt: u32,
+    /// Bumped to abandon the poll in flight.
+    poll_generation: u64,
+    poll_abort: Option<web_sys::AbortController>,
+    state: ConnectionState,
+    transport: Transport,
+    last_frame_at: f64,
+    ping_sent_at: Option<f64>,
+    round: u64,
+    /// Tabs and the last status round each answered.
+    alive: BTreeMap<String, u64>,
+}
+
+impl Link {
+    fn new() -> Self {
+        Self {
+            union: Union::default(),
+            socket: None,
+            on_message: None,
+            on_close: None,
+            welcomed: false,
+            head: 0,
+            attempt: 0,
+            failures: 0,
+            retry_pending: false,
+            polling: false,
+            poll_attempt: 0,
+            poll_generation: 0,
+            poll_abort: None,
+            state: ConnectionState::Connecting,
+            transport: Transport::WebSocket,
+            last_frame_at: 0.0,
+            ping_sent_at: None,
+            round: 0,
+            alive: BTreeMap::new(),
+        }
+    }
+
+    /// Closes the socket without running its close handler (the caller decides what follows).
+    fn drop_socket(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            socket.set_onmessage(None);
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+        self.welcomed = false;
+        self.ping_sent_at = None;
+    }
+
+    fn send(&self, messages: &[ClientMessage]) {
+        let Some(socket) = self.socket.as_ref().filter(|_| self.welcomed) else {
+            return;
+        };
+        for message in messages {
+            if let Ok(text) = serde_json::to_string(message) {
+                let _ = socket.send_with_str(&text);
+            }
+        }
+    }
+
+    fn subscription(&self, subscribe: Subscribe, generation: u64) -> [ClientMessage; 2] {
+        let marker = format!("{}#{generation}", subscribe.subscription_id);
+        [
+            ClientMessage::Subscription(subscribe),
+            ClientMessage::Ping(Some(json!({ "replayed": marker }))),
+        ]
+    }
+}
+
+struct Client {
+    tab: String,
+    user: String,
+    realtime: Realtime,
+    started: bool,
+    channel: Option<BroadcastChannel>,
+    /// Whether the election uses Web Locks (else claims on the channel).
+    locks: bool,
+    role: Role,
+    /// The leader this tab knows of, and the one it last sent its interests to.
+    leader: Option<String>,
+    registered_with: Option<String>,
+    leader_heard_at: f64,
+    claiming: bool,
+    link: Option<Link>,
+    /// The leader's connection state as last heard.
+    link_state: ConnectionState,
+    watches: BTreeMap<String, LocalWatch>,
+    next_nonce: u64,
+    /// (id, alerts first?, handler)
+    handlers: Vec<(u64, bool, Handler)>,
+    next_handler: u64,
+    seen: Seen,
+    /// Updates waiting for the next animation frame, with their arrival time (ms).
+    queue: Vec<(Update, f64)>,
+    frame_requested: bool,
+    /// Arrival-to-paint times (ms) of the last updates, for `window.__ROUNDS_PAINT__`.
+    paint_ms: Vec<f64>,
+    /// Frame-start-to-paint times (ms) of the last batches, for `window.__ROUNDS_RENDER__`.
+    render_ms: Vec<f64>,
+    applied: u64,
+    log: VecDeque<serde_json::Value>,
+    /// Wall-clock times (ms since the epoch) for the debug view and the failover measurements.
+    leader_since: Option<f64>,
+    connected_at: Option<f64>,
+    resumed_at: Option<f64>,
+}
+
+thread_local! {
+    static CLIENT: Rc<RefCell<Client>> = Rc::new(RefCell::new(Client {
+        tab: String::new(),
+        user: String::new(),
+        realtime: Realtime::new(),
+        started: false,
+        channel: None,
+        locks: false,
+        role: Role::Electing,
+        leader: None,
+        registered_with: None,
+        leader_heard_at: 0.0,
+        claiming: false,
+        link: None,
+        link_state: ConnectionState::Connecting,
+        watches: BTreeMap::new(),
+        next_nonce: 0,
+        handlers: Vec::new(),
+        next_handler: 1,
+        seen: Seen::default(),
+        queue: Vec::new(),
+        frame_requested: false,
+        paint_ms: Vec::new(),
+        render_ms: Vec::new(),
+        applied: 0,
+        log: VecDeque::new(),
+        leader_since: None,
+        connected_at: None,
+        resumed_at: None,
+    }));
+}
+
+fn client() -> Rc<RefCell<Client>> {
+    CLIENT.with(Rc::clone)
+}
+
+fn with<R>(f: impl FnOnce(&mut Client) -> R) -> R {
+    let client = client();
+    let mut client = client.borrow_mut();
+    f(&mut client)
+}
+
+fn now_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or(0.0)
+}
+
+fn wall_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn online() -> bool {
+    window().navigator().on_line()
+}
+
+fn listen(target: &web_sys::EventTarget, event: &str, f: impl FnMut() + 'static) {
+    let closure = Closure::<dyn FnMut()>::new(f);
+    let _ = target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+    // Listening for the page's whole life.
+    closure.forget();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public API
+
+/// Starts the page's client (once): joins the tabs of `user`, elects or finds the leader.
+pub fn start(realtime: Realtime, user: &str) {
+    let first = with(|c| {
+        if c.started {
+            return false;
+        }
+        c.started = true;
+        c.realtime = realtime;
+        c.user = user.to_owned();
+        c.tab = format!(
+            "{:x}{:06x}",
+            wall_ms() as u64 % 0xff_ffff,
+            (js_sys::Math::random() * 16_777_215.0) as u64
+        );
+        true
+    });
+    if !first {
+        return;
+    }
+    install_debug_hook();
+    let window = window();
+    listen(&window, "online", nudge);
+    listen(&window, "offline", || with(|c| c.refresh_indicator()));
+    if let Some(document) = window.document() {
+        let visible = document.clone();
+        listen(&document, "visibilitychange", move || {
+            if !visible.hidden() {
+                nudge();
+            }
+        });
+    }
+    listen(&window, "pagehide", || {
+        with(|c| {
+            let tab = c.tab.clone();
+            if c.role == Role::Leader {
+                c.post(&TabMessage::Resign { tab });
+                if let Some(link) = c.link.as_mut() {
+                    link.drop_socket();
+                }
+            } else {
+                c.post(&TabMessage::Bye { tab });
+            }
+        })
+    });
+
+    let name = with(|c| format!("rounds-realtime:{}", c.user));
+    match BroadcastChannel::new(&name) {
+        Ok(channel) => {
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+                let Some(text) = event.data().as_string() else {
+                    return;
+                };
+                if let Ok(message) = serde_json::from_str::<TabMessage>(&text) {
+                    on_channel(message);
+                }
+            });
+            channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            on_message.forget();
+            with(|c| {
+                c.channel = Some(channel);
+                let tab = c.tab.clone();
+                c.post(&TabMessage::Hello { tab });
+            });
+        }
+        // No channel at all: this tab is on its own and leads itself.
+        Err(_) => {
+            become_leader();
+            return;
+        }
+    }
+
+    let lock = with(|c| format!("rounds-realtime-leader:{}", c.user));
+    let locks = request_lock(&lock, become_leader);
+    with(|c| {
+        c.locks = locks;
+        c.refresh_indicator();
+    });
+    if !locks {
+        // Election on the channel: a leader answers `Hello` at once; silence means there is none.
+        set_timeout(
+            || {
+                if with(|c| c.leader.is_none() && c.role != Role::Leader) {
+                    claim();
+                }
+            },
+            Duration::from_millis(300),
+        );
+    }
+    set_interval(tick, Duration::from_secs(1));
+}
+
+/// Declares (or replaces) what the screen `id` shows. `after_seq`: the log position its data
+/// was loaded at, to replay from; `None` keeps the screen's cursor (new: live from now).
+pub fn watch(id: &str, interest: Interest, after_seq: Option<i64>) {
+    with(|c| {
+        let cursor = after_seq.or_else(|| c.watches.get(id).and_then(|w| w.cursor));
+        c.next_nonce += 1;
+        let nonce = c.next_nonce;
+        c.watches.insert(
+            id.to_owned(),
+            LocalWatch {
+                interest,
+                cursor,
+                nonce,
+                replaying: true,
+            },
+        );
+        c.register(id);
+        c.refresh_indicator();
+    });
+}
+
+/// The screen `id` is gone: leave its rooms.
+pub fn unwatch(id: &str) {
+    with(|c| {
+        if c.watches.remove(id).is_none() {
+            return;
+        }
+        let tab = c.tab.clone();
+        if c.role == Role::Leader {
+            let changes = c
+                .link
+                .as_mut()
+                .map(|link| link.union.release(&tab, id))
+                .unwrap_or_default();
+            c.apply(changes);
+        } else if c.registered_with.is_some() {
+            c.post(&TabMessage::Unwatch {
+                tab,
+                id: id.to_owned(),
+            });
+        }
+        c.refresh_indicator();
+    });
+}
+
+/// Registers a handler for each frame's batch; `alerts` handlers run before the others.
+pub fn on_updates(alerts: bool, handler: Handler) -> u64 {
+    with(|c| {
+        let id = c.next_handler;
+        c.next_handler += 1;
+        c.handlers.push((id, alerts, handler));
+        c.handlers.sort_by_key(|(_, alerts, _)| !*alerts);
+        id
+    })
+}
+
+pub fn off(id: u64) {
+    with(|c| c.handlers.retain(|(h, _, _)| *h != id));
+}
+
+/// The client's state as JSON: what `window.__ROUNDS_DEBUG__` and the debug view show.
+pub fn debug_snapshot() -> serde_json::Value {
+    with(|c| c.snapshot())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The election
+
+/// Asks for the leader lock; `granted` runs when this tab gets it, which it then keeps for its
+/// life. False when the browser has no Web Locks.
+fn request_lock(name: &str, granted: fn()) -> bool {
+    let navigator = window().navigator();
+    let Ok(locks) = js_sys::Reflect::get(&navigator, &JsValue::from_str("locks")) else {
+        return false;
+    };
+    if locks.is_undefined() || locks.is_null() {
+        return false;
+    }
+    let Some(request) = js_sys::Reflect::get(&locks, &JsValue::from_str("request"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
+        return false;
+    };
+    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        granted();
+        // Held until the tab goes away: a promise that never settles.
+        js_sys::Promise::new(&mut |_, _| {}).into()
+    });
+    request
+        .call2(&locks, &JsValue::from_str(name), &callback)
+        .is_ok()
+}
+
+/// Without Web Locks: announce a claim and take the lead unless a better one is heard.
+fn claim() {
+    let claiming = with(|c| {
+        if c.claiming || c.role == Role::Leader {
+            return false;
+        }
+        c.claiming = true;
+        let tab = c.tab.clone();
+        c.post(&TabMessage::Claim { tab });
+        true
+    });
+    if claiming {
+        set_timeout(
+            || {
+                let won = with(|c| std::mem::replace(&mut c.claiming, false));
+                if won {
+                    become_leader();
+                }
+            },
+            Duration::from_millis(CLAIM_WAIT_MS),
+        );
+    }
+}
+
+/// This tab now holds the connection.
+fn become_leader() {
+    with(|c| {
+        if c.role == Role::Leader {
+            return;
+        }
+        c.role = Role::Leader;
+        c.claiming = false;
+        c.leader = Some(c.tab.clone());
+        c.registered_with = Some(c.tab.clone());
+        c.leader_since = Some(wall_ms());
+        c.link = Some(Link::new());
+        let tab = c.tab.clone();
+        c.log_event(
+            "elected",
+            json!({ "election": if c.locks { "web-locks" } else { "channel" } }),
+        );
+        let ids: Vec<String> = c.watches.keys().cloned().collect();
+        for id in ids {
+            c.register(&id);
+        }
+        c.post(&TabMessage::Leader { tab, to: None });
+        c.publish_status();
+    });
+    connect();
+}
+
+/// Without Web Locks two tabs may both lead for a moment: the higher id gives way.
+fn step_down(c: &mut Client) {
+    if let Some(mut link) = c.link.take() {
+        link.drop_socket();
+        if let Some(abort) = link.poll_abort.take() {
+            abort.abort();
+        }
+    }
+    c.role = Role::Follower;
+    c.leader_since = None;
+    c.log_event("stepped down", json!({}));
+}
+
+fn tick() {
+    let dead_socket = with(|c| {
+        if c.role != Role::Leader {
+            if !c.locks
+                && !c.claiming
+                && now_ms() - c.leader_heard_at > LEADER_SILENCE_MS
+                && c.started
+            {
+                c.leader = None;
+                return Some(false);
+            }
+            return None;
+        }
+        let me = c.tab.clone();
+        let link = c.link.as_mut()?;
+        link.round += 1;
+        let round = link.round;
+        link.alive.insert(me, round);
+        let gone: Vec<String> = link
+            .alive
+            .iter()
+            .filter(|(_, answered)| **answered + MISSED_ROUNDS < round)
+            .map(|(tab, _)| tab.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for tab in gone {
+            link.alive.remove(&tab);
+            changes.extend(link.union.release_tab(&tab));
+        }
+        // The watchdog: a half-open socket delivers nothing and never closes by itself.
+        let mut dead = false;
+        if link.welcomed {
+            let silent = now_ms() - link.last_frame_at;
+            match link.ping_sent_at {
+                Some(at) if now_ms() - at > PONG_WITHIN_MS => dead = true,
+                None if silent > PING_AFTER_MS => {
+                    link.ping_sent_at = Some(now_ms());
+                    link.send(&[ClientMessage::Ping(Some(json!({ "watchdog": round })))]);
+                }
+                _ => {}
+            }
+        }
+        c.apply(changes);
+        c.publish_status();
+        Some(dead)
+    });
+    match dead_socket {
+        Some(true) => {
+            with(|c| c.log_event("watchdog", json!({ "reason": "no pong" })));
+            closed(wire::CLOSE_GOING_AWAY, false);
+        }
+        Some(false) if with(|c| c.role != Role::Leader && c.leader.is_none()) => claim(),
+        _ => {}
+    }
+}
+
+/// The network came back or a tab became visible: the leader retries at once.
+fn nudge() {
+    let leader = with(|c| {
+        c.refresh_indicator();
+        if c.role != Role::Leader {
+            c.post(&TabMessage::Nudge);
+        }
+        c.role == Role::Leader
+    });
+    if leader {
+        reconnect_now();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The channel
+
+fn on_channel(message: TabMessage) {
+    with(|c| c.log_channel(&message));
+    match message {
+        TabMessage::Hello { tab } => with(|c| {
+            if c.role == Role::Leader {
+                let me = c.tab.clone();
+                c.post(&TabMessage::Leader {
+                    tab: me,
+                    to: Some(tab),
+                });
+                c.publish_status();
+            }
+        }),
+        TabMessage::Leader { tab, to } => {
+            let addressed = with(|c| to.is_none() || to.as_deref() == Some(c.tab.as_str()));
+            heard_leader(tab, addressed);
+        }
+        TabMessage::Status {
+            tab,
+            state,
+            transport,
+            round,
+        } => {
+            heard_leader(tab.clone(), false);
+            with(|c| {
+                if c.role == Role::Leader || c.leader.as_deref() != Some(tab.as_str()) {
+                    return;
+                }
+                c.link_state = state;
+                if c.realtime.transport.get_untracked() != transport {
+                    c.realtime.transport.set(transport);
+                }
+                c.refresh_indicator();
+                let me = c.tab.clone();
+                c.post(&TabMessage::Alive { tab: me, round });
+            });
+        }
+        TabMessage::Alive { tab, round } => with(|c| {
+            if let Some(link) = c.link.as_mut() {
+                link.alive.insert(tab, round);
+            }
+        }),
+        TabMessage::Watch {
+            tab,
+            id,
+            nonce,
+            interest,
+            after_seq,
+        } => with(|c| {
+            let Some(link) = c.link.as_mut() else {
+                return;
+            };
+            let round = link.round;
+            link.alive.insert(tab.clone(), round);
+            let holder = Holder {
+                tab,
+                watch: id,
+                nonce,
+            };
+            let changes = link.union.hold(holder, interest, after_seq);
+            c.apply(changes);
+        }),
+        TabMessage::Unwatch { tab, id } => with(|c| {
+            let changes = c
+                .link
+                .as_mut()
+                .map(|link| link.union.release(&tab, &id))
+                .unwrap_or_default();
+            c.apply(changes);
+        }),
+        TabMessage::Bye { tab } => with(|c| {
+            let changes = c
+                .link
+                .as_mut()
+                .map(|link| {
+                    link.alive.remove(&tab);
+                    link.union.release_tab(&tab)
+                })
+                .unwrap_or_default();
+            c.apply(changes);
+        }),
+        TabMessage::Frames { texts, covered } => with(|c| {
+            if c.role == Role::Leader {
+                return;
+            }
+            let updates = texts
+                .iter()
+                .filter_map(|text| match serde_json::from_str::<ServerMessage>(text) {
+                    Ok(ServerMessage::Update(update)) => Some(update),
+                    _ => None,
+                })
+                .collect();
+            c.receive_updates(updates, covered);
+        }),
+        TabMessage::Confirmed { holders, after_seq } => {
+            with(|c| c.confirm(&holders, after_seq));
+        }
+        TabMessage::Reset => reset(),
+        TabMessage::Nudge => {
+            if with(|c| c.role == Role::Leader) {
+                reconnect_now();
+            }
+        }
+        TabMessage::Claim { tab } => with(|c| {
+            if c.role == Role::Leader {
+                let me = c.tab.clone();
+                c.post(&TabMessage::Leader { tab: me, to: None });
+            } else if c.claiming && tab < c.tab {
+                c.claiming = false;
+            }
+        }),
+        TabMessage::Resign { tab } => {
+            let lost = with(|c| {
+                if c.leader.as_deref() != Some(tab.as_str()) {
+                    return false;
+                }
+                c.leader = None;
+                c.link_state = ConnectionState::Reconnecting;
+                c.refresh_indicator();
+                !c.locks
+            });
+            if lost {
+                claim();
+            }
+        }
+    }
+}
+
+/// A tab says it leads. `addressed`: it asked this tab to (re)register its interests.
+fn heard_leader(tab: String, addressed: bool) {
+    with(|c| {
+        if tab == c.tab {
+            return;
+        }
+        if c.role == Role::Leader {
+            // Only without Web Locks can two tabs lead: the lower id keeps the lead.
+            if tab < c.tab {
+                step_down(c);
+            } else {
+                let me = c.tab.clone();
+                c.post(&TabMessage::Leader { tab: me, to: None });
+                return;
+            }
+        }
+        c.leader_heard_at = now_ms();
+        c.claiming = false;
+        let new_leader = c.leader.as_deref() != Some(tab.as_str());
+        c.leader = Some(tab.clone());
+        if c.role != Role::Follower {
+            c.role = Role::Follower;
+            c.refresh_indicator();
+        }
+        if addressed || new_leader || c.registered_with.as_deref() != Some(tab.as_str()) {
+            c.registered_with = Some(tab);
+            let ids: Vec<String> = c.watches.keys().cloned().collect();
+            for id in ids {
+                c.register(&id);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The leader's connection
+
+fn socket_url() -> Option<String> {
+    let location = window().location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss:"
+    } else {
+        "ws:"
+    };
+    Some(format!("{scheme}//{}/ws", location.host().ok()?))
+}
+
+fn connect() {
+    let opened = with(|c| {
+        let first = c.connected_at.is_none();
+        let link = c.link.as_mut()?;
+        if link.socket.is_some() {
+            return Some(true);
+        }
+        let state = if !online() {
+            ConnectionState::Offline
+        } else if first && link.attempt == 0 {
+            ConnectionState::Connecting
+        } else {
+            ConnectionState::Reconnecting
+        };
+        if !link.polling || !link.state.is_up() {
+            link.state = state;
+        }
+        let socket = socket_url().and_then(|url| WebSocket::new(&url).ok())?;
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+            if let Some(text) = event.data().as_string() {
+                socket_frame(text);
+            }
+        });
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(|event: CloseEvent| {
+            closed(event.code(), true);
+        });
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        link.socket = Some(socket);
+        // The previous socket's handlers are dropped here, never while they run: reconnects
+        // always go through a timer or an event.
+        link.on_message = Some(on_message);
+        link.on_close = Some(on_close);
+        c.publish_status();
+        Some(true)
+    });
+    if opened.is_none() && with(|c| c.link.is_some()) {
+        retry();
+    }
+}
+
+fn socket_frame(text: String) {
+    let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
+        return;
+    };
+    with(|c| {
+        let Some(link) = c.link.as_mut() else {
+            return;
+        };
+        link.last_frame_at = now_ms();
+        link.ping_sent_at = None;
+        match message {
+            ServerMessage::Welcome(welcome) => {
+                link.attempt = 0;
+                link.failures = 0;
+                link.welcomed = true;
+                link.head = welcome.seq;
+                if link.polling {
+                    link.polling = false;
+                    link.poll_generation += 1;
+                    if let Some(abort) = link.poll_abort.take() {
+                        abort.abort();
+                    }
+                }
+                link.transport = Transport::WebSocket;
+                link.state = ConnectionState::Connected;
+                for (subscribe, generation) in link.union.resend_all(welcome.seq) {
+                    let messages = link.subscription(subscribe, generation);
+                    link.send(&messages);
+                }
+                c.connected_at = Some(wall_ms());
+                c.log_frame("welcome", Some(welcome.seq), json!({}));
+                c.publish_status();
+            }
+            ServerMessage::Update(update) => {
+                let covered = link.union.advance(update.seq).then_some(update.seq);
+                c.log_frame("update", Some(update.seq), update_summary(&update));
+                c.post(&TabMessage::Frames {
+                    texts: vec![text],
+                    covered,
+                });
+                c.receive_updates(vec![update], covered);
+            }
+            ServerMessage::Pong(Some(data)) => {
+                let replayed = data.get("replayed").and_then(|v| v.as_str()).and_then(|m| {
+                    let (id, generation) = m.split_once('#')?;
+                    Some((id.to_owned(), generation.parse::<u64>().ok()?))
+                });
+                let change =
+                    replayed.and_then(|(id, generation)| link.union.replayed(&id, generation));
+                c.log_frame("pong", None, data);
+                c.apply(change.into_iter().collect());
+            }
+            ServerMessage::Heartbeat { seq } => link.head = seq,
+            ServerMessage::Reset { reason, seq } => {
+                c.log_frame("reset", Some(seq), json!({ "reason": reason }));
+                c.post(&TabMessage::Reset);
+                reset();
+            }
+            other => {
+                let kind = serde_json::to_value(&other)
+                    .ok()
+                    .and_then(|v| v.get("type").cloned())
+                    .unwrap_or_default();
+                c.log_frame(kind.as_str().unwrap_or("frame"), None, json!(other));
+            }
+        }
+    });
+}
+
+/// The socket closed (`event`: its close event; else the watchdog gave up on it).
+fn closed(code: u16, event: bool) {
+    let unauthorized = with(|c| {
+        let link = c.link.as_mut()?;
+        // Without a network every attempt fails; that says nothing about proxies.
+        if !link.welcomed && online() {
+            link.failures += 1;
+        }
+        if event {
+            link.socket = None;
+            link.welcomed = false;
+            link.ping_sent_at = None;
+        } else {
+            link.drop_socket();
+        }
+        let start_polling = link.failures >= FAILURES_BEFORE_POLLING && !link.polling;
+        if !link.polling {
+            link.state = if online() {
+                ConnectionState::Reconnecting
+            } else {
+                ConnectionState::Offline
+            };
+        }
+        c.log_frame("closed", None, json!({ "code": code }));
+        c.publish_status();
+        Some((code == wire::CLOSE_UNAUTHORIZED, start_polling))
+    });
+    let Some((unauthorized, start_polling)) = unauthorized else {
+        return;
+    };
+    if start_polling {
+        with(|c| {
+            if let Some(link) = c.link.as_mut() {
+                link.polling = true;
+                link.transport = Transport::Polling;
+                link.poll_attempt = 0;
+            }
+            c.log_event("polling", json!({ "reason": "sockets keep failing" }));
+            c.publish_status();
+        });
+        poll();
+    }
+    if unauthorized {
+        leptos::task::spawn_local(async {
+            if refresh_session().await == Some(false) {
+                session_over();
+            } else {
+                retry();
+            }
+        });
+    } else {
+        retry();
+    }
+}
+
+fn retry() {
+    let attempt = with(|c| {
+        let link = c.link.as_mut()?;
+        if link.retry_pending {
+            return None;
+        }
+        link.retry_pending = true;
+        link.attempt += 1;
+        Some(link.attempt)
+    });
+    let Some(attempt) = attempt else {
+        return;
+    };
+    let delay = backoff_ms(attempt, js_sys::Math::random());
+    set_timeout(
+        || {
+            let idle = with(|c| {
+                c.link.as_mut().is_some_and(|link| {
+                    std::mem::replace(&mut link.retry_pending, false) && link.socket.is_none()
+                })
+            });
+            if idle {
+                connect();
+            }
+        },
+        Duration::from_millis(u64::from(delay)),
+    );
+}
+
+/// Do not wait for the backoff timer.
+fn reconnect_now() {
+    let idle = with(|c| {
+        c.link.as_mut().is_some_and(|link| {
+            let idle = link.socket.is_none();
+            if idle {
+                link.retry_pending = false;
+                link.attempt = 0;
+            }
+            idle
+        })
+    });
+    if idle {
+        connect();
+    }
+    if with(|c| c.link.as_ref().is_some_and(|link| link.polling)) {
+        poll();
+    }
+}
+
+fn reset() {
+    // The gap cannot be replayed: what the page shows is stale. Load it again.
+    let _ = window().location().reload();
+}
+
+fn session_over() {
+    with(|c| {
+        if let Some(link) = c.link.as_mut() {
+            link.drop_socket();
+            link.polling = false;
+            link.poll_generation += 1;
+            link.state = ConnectionState::Idle;
+        }
+        c.publish_status();
+    });
+}
+
+/// Rotates the access token with the refresh cookie: `Some(true)` refreshed, `Some(false)` the
+/// session is over (signed out, revoked), `None` the network failed.
+async fn refresh_session() -> Option<bool> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    let request = window().fetch_with_str_and_init("/auth/refresh", &init);
+    let answer = JsFuture::from(request).await.ok()?;
+    let response = answer.dyn_into::<web_sys::Response>().ok()?;
+    Some(response.ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-polling, while sockets cannot be established
+
+#[derive(Deserialize)]
+struct PollAnswer {
+    seq: i64,
+    frames: Vec<serde_json::Value>,
+}
+
+enum PollFailure {
+    Unauthorized,
+    Failed,
+    Abandoned,
+}
+
+/// Sends the next poll (abandoning the one in flight, whose subscriptions are out of date).
+fn poll() {
+    let request = with(|c| {
+        let link = c.link.as_mut().filter(|link| link.polling)?;
+        link.poll_generation += 1;
+        if let Some(abort) = link.poll_abort.take() {
+            abort.abort();
+        }
+        let (subscriptions, sent) = link.union.poll_request();
+        let wait = if link.union.waiting() {
+            0
+        } else {
+            POLL_WAIT_MS
+        };
+        let body = json!({ "subscriptions": subscriptions, "wait_ms": wait }).to_string();
+        let abort = web_sys::AbortController::new().ok();
+        let signal = abort.as_ref().map(|a| a.signal());
+        link.poll_abort = abort;
+        Some((body, sent, link.poll_generation, signal))
+    });
+    let Some((body, sent, generation, signal)) = request else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        let outcome = fetch_poll(&body, signal.as_ref()).await;
+        let current = with(|c| {
+            c.link
+                .as_ref()
+                .is_some_and(|link| link.polling && link.poll_generation == generation)
+        });
+        if !current {
+            return;
+        }
+        match outcome {
+            Ok(answer) => {
+                let again = with(|c| polled(c, answer, &sent));
+                if again {
+                    poll();
+                }
+            }
+            Err(PollFailure::Abandoned) => {}
+            Err(PollFailure::Unauthorized) => match refresh_session().await {
+                Some(false) => session_over(),
+                _ => poll_later(),
+            },
+            Err(PollFailure::Failed) => poll_later(),
+        }
+    });
+}
+
+/// Handles a poll answer; true to poll again.
+fn polled(c: &mut Client, answer: PollAnswer, sent: &[(String, u64)]) -> bool {
+    let mut texts = Vec::new();
+    let mut updates = Vec::new();
+    for frame in answer.frames {
+        match serde_json::from_value::<ServerMessage>(frame.clone()) {
+            Ok(ServerMessage::Update(update)) => {
+                c.log_frame("update (poll)", Some(update.seq), update_summary(&update));
+                texts.push(frame.to_string());
+                updates.push(update);
+            }
+            Ok(ServerMessage::Reset { .. }) => {
+                c.post(&TabMessage::Reset);
+                reset();
+                return false;
+            }
+            _ => {}
+        }
+    }
+    let Some(link) = c.link.as_mut() else {
+        return false;
+    };
+    link.poll_attempt = 0;
+    link.head = link.head.max(answer.seq);
+    if !link.state.is_up() {
+        c.connected_at = Some(wall_ms());
+    }
+    link.state = ConnectionState::Connected;
+    let changes = link.union.polled(sent, answer.seq);
+    c.post(&TabMessage::Frames {
+        texts,
+        covered: None,
+    });
+    c.receive_updates(updates, None);
+    c.apply(changes);
+    // Everything up to the answer's position has now been forwarded for what it was asked.
+    c.post(&TabMessage::Frames {
+        texts: Vec::new(),
+        covered: Some(answer.seq),
+    });
+    c.receive_updates(Vec::new(), Some(answer.seq));
+    c.publish_status();
+    true
+}
+
+fn poll_later() {
+    let delay = with(|c| {
+        let link = c.link.as_mut()?;
+        link.poll_attempt += 1;
+        if link.state.is_up() {
+            link.state = ConnectionState::Reconnecting;
+        }
+        let attempt = link.poll_attempt;
+        c.publish_status();
+        Some(backoff_ms(attempt, js_sys::Math::random()))
+    });
+    if let Some(delay) = delay {
+        set_timeout(poll, Duration::from_millis(u64::from(delay)));
+    }
+}
+
+async fn fetch_poll(
+    body: &str,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<PollAnswer, PollFailure> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    init.set_body(&JsValue::from_str(body));
+    init.set_signal(signal);
+    if let Ok(headers) = web_sys::Headers::new() {
+        let _ = headers.set("content-type", "application/json");
+        init.set_headers(&headers);
+    }
+    let answer = JsFuture::from(window().fetch_with_str_and_init("/ws/poll", &init))
+        .await
+        .map_err(|error| {
+            let aborted = js_sys::Reflect::get(&error, &JsValue::from_str("name"))
+                .ok()
+                .and_then(|name| name.as_string())
+                .is_some_and(|name| name == "AbortError");
+            if aborted {
+                PollFailure::Abandoned
+            } else {
+                PollFailure::Failed
+            }
+        })?;
+    let response: web_sys::Response = answer.dyn_into().map_err(|_| PollFailure::Failed)?;
+    if response.status() == 401 {
+        return Err(PollFailure::Unauthorized);
+    }
+    if !response.ok() {
+        return Err(PollFailure::Failed);
+    }
+    let text = JsFuture::from(response.text().map_err(|_| PollFailure::Failed)?)
+        .await
+        .map_err(|_| PollFailure::Failed)?;
+    serde_json::from_str(&text.as_string().unwrap_or_default()).map_err(|_| PollFailure::Failed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each tab: its screens' interests, de-duplication, and the batch per animation frame
+
+fn update_summary(update: &Update) -> serde_json::Value {
+    json!({
+        "event_type": update.event_type,
+        "resource": format!("{}/{}/_history/{}", update.resource_type, update.resource_id, update.version_id),
+    })
+}
+
+impl Client {
+    fn post(&self, message: &TabMessage) {
+        if let (Some(channel), Ok(text)) = (&self.channel, serde_json::to_string(message)) {
+            let _ = channel.post_message(&JsValue::from_str(&text));
+        }
+    }
+
+    /// Sends screen `id`'s interest to the leader (or, in the leader, into the union). With no
+    /// leader known it waits: every tab registers everything when a leader announces itself.
+    fn register(&mut self, id: &str) {
+        self.next_nonce += 1;
+        let nonce = self.next_nonce;
+        let tab = self.tab.clone();
+        let Some(watch) = self.watches.get_mut(id) else {
+            return;
+        };
+        watch.nonce = nonce;
+        watch.replaying = true;
+        let (interest, after_seq) = (watch.interest.clone(), watch.cursor);
+        if self.role == Role::Leader {
+            let holder = Holder {
+                tab,
+                watch: id.to_owned(),
+                nonce,
+            };
+            let changes = self
+                .link
+                .as_mut()
+                .map(|link| link.union.hold(holder, interest, after_seq))
+                .unwrap_or_default();
+            self.apply(changes);
+        } else if self.registered_with.is_some() {
+            self.post(&TabMessage::Watch {
+                tab,
+                id: id.to_owned(),
+                nonce,
+                interest,
+                after_seq,
+            });
+        }
+    }
+
+    /// Carries out what a change to the union asks of the connection and the tabs.
+    fn apply(&mut self, changes: Vec<Change>) {
+        let mut repoll = false;
+        for change in changes {
+            match change {
+                Change::Subscribe(id) => {
+                    let Some(link) = self.link.as_mut() else {
+                        continue;
+                    };
+                    if link.welcomed {
+                        let head = link.head;
+                        if let Some((subscribe, generation)) = link.union.request(&id, head) {
+                            let messages = link.subscription(subscribe, generation);
+                            link.send(&messages);
+                        }
+                    } else if link.polling {
+                        repoll = true;
+                    }
+                }
+                Change::Unsubscribe(id) => {
+                    if let Some(link) = self.link.as_ref() {
+                        link.send(&[ClientMessage::Unsubscribe {
+                            subscription_id: id,
+                        }]);
+                    }
+                }
+                Change::Confirm { holders, after_seq } => {
+                    self.post(&TabMessage::Confirmed {
+                        holders: holders.clone(),
+                        after_seq,
+                    });
+                    self.confirm(&holders, after_seq);
+                }
+            }
+        }
+        if repoll {
+            set_timeout(poll, Duration::ZERO);
+        }
+    }
+
+    /// The replay covering these registrations is done.
+    fn confirm(&mut self, holders: &[Holder], after_seq: Option<i64>) {
+        let mut any = false;
+        for holder in holders.iter().filter(|h| h.tab == self.tab) {
+            if let Some(watch) = self
+                .watches
+                .get_mut(&holder.watch)
+                .filter(|w| w.nonce == holder.nonce)
+            {
+                if watch.replaying {
+                    watch.replaying = false;
+                    if watch.cursor.is_none() {
+                        watch.cursor = after_seq;
+                    }
+                }
+                any = true;
+            }
+        }
+        if any && self.watches.values().all(|w| !w.replaying) {
+            self.resumed_at = Some(wall_ms());
+        }
+        self.refresh_indicator();
+    }
+
+    /// Frames from the connection: keep what this tab's screens show, once each.
+    fn receive_updates(&mut self, updates: Vec<Update>, covered: Option<i64>) {
+        let now = now_ms();
+        for update in updates {
+            if self.role != Role::Leader {
+                self.log_frame("update (shared)", Some(update.seq), update_summary(&update));
+            }
+            // What no screen shows is not marked seen: a screen that opens later and asks for
+            // a replay must still get it.
+            if !self.watches.values().any(|w| w.interest.matches(&update)) {
+                continue;
+            }
+            if !self.seen.first_time(update.seq) {
+                continue;
+            }
+            self.queue.push((update, now));
+        }
+        if let Some(covered) = covered {
+            for watch in self.watches.values_mut().filter(|w| !w.replaying) {
+                watch.cursor = Some(watch.cursor.map_or(covered, |c| c.max(covered)));
+            }
+        }
+        if !self.queue.is_empty() && !self.frame_requested {
+            self.frame_requested = true;
+            request_animation_frame(flush);
+        }
+        self.refresh_indicator();
+    }
+
+    /// The leader tells every tab (and shows) its connection's state.
+    fn publish_status(&mut self) {
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        let (state, transport, round) = (link.state, link.transport, link.round);
+        self.link_state = state;
+        if self.realtime.transport.get_untracked() != transport {
+            self.realtime.transport.set(transport);
+        }
+        let tab = self.tab.clone();
+        self.post(&TabMessage::Status {
+            tab,
+            state,
+            transport,
+            round,
+        });
+        self.refresh_indicator();
+    }
+
+    /// What the indicator shows: the browser's own offline state first, then the connection's,
+    /// as *receiving* while updates wait for the screen or a replay runs.
+    fn refresh_indicator(&mut self) {
+        let realtime = self.realtime;
+        let state = if !online() {
+            ConnectionState::Offline
+        } else if self.role == Role::Follower && self.leader.is_none() {
+            ConnectionState::Reconnecting
+        } else if self.link_state.is_up()
+            && (!self.queue.is_empty() || self.watches.values().any(|w| w.replaying))
+        {
+            ConnectionState::Receiving
+        } else {
+            self.link_state
+        };
+        if realtime.state.get_untracked() != state {
+            realtime.state.set(state);
+        }
+        if realtime.role.get_untracked() != self.role {
+            realtime.role.set(self.role);
+        }
+    }
+
+    fn log(&mut self, entry: serde_json::Value) {
+        if self.log.len() >= LOG_SIZE {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
+
+    fn log_frame(&mut self, kind: &str, seq: Option<i64>, detail: serde_json::Value) {
+        self.log(
+            json!({ "at": wall_ms(), "via": "server", "kind": kind, "seq": seq, "detail": detail }),
+        );
+    }
+
+    fn log_event(&mut self, kind: &str, detail: serde_json::Value) {
+        self.log(json!({ "at": wall_ms(), "via": "tab", "kind": kind, "detail": detail }));
+    }
+
+    fn log_channel(&mut self, message: &TabMessage) {
+        // Status and Alive come every second; Frames are logged as updates.
+        let kind = match message {
+            TabMessage::Status { .. } | TabMessage::Alive { .. } | TabMessage::Frames { .. } => {
+                return
+            }
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        self.log(json!({ "at": wall_ms(), "via": "channel", "kind": kind }));
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        let watches: Vec<serde_json::Value> = self
+            .watches
+            .iter()
+            .map(|(id, w)| {
+                json!({ "id": id, "interest": w.interest, "cursor": w.cursor, "replaying": w.replaying })
+            })
+            .collect();
+        let link = self.link.as_ref().map(|link| {
+            json!({
+                "welcomed": link.welcomed,
+                "head": link.head,
+                "attempt": link.attempt,
+                "failures": link.failures,
+                "polling": link.polling,
+                "subscriptions": link.union.view(),
+                "tabs": link.alive.keys().collect::<Vec<_>>(),
+            })
+        });
+        json!({
+            "tab": self.tab,
+            "user": self.user,
+            "role": self.role,
+            "leader": self.leader,
+            "election": if self.locks { "web-locks" } else { "broadcast-channel" },
+            "state": self.realtime.state.get_untracked().machine(),
+            "connection": self.link_state,
+            "transport": self.realtime.transport.get_untracked(),
+            "watches": watches,
+            "link": link,
+            "applied": self.applied,
+            "last_seq": self.realtime.last_seq.get_untracked(),
+            "leader_since": self.leader_since,
+            "connected_at": self.connected_at,
+            "resumed_at": self.resumed_at,
+            "messages": self.log,
+        })
+    }
+}
+
+/// Hands the frame's batch to the handlers, alerts first, then records when it was painted.
+fn flush() {
+    let (mut batch, handlers, realtime) = with(|c| {
+        c.frame_requested = false;
+        let handlers: Vec<Handler> = c.handlers.iter().map(|(_, _, h)| h.clone()).collect();
+        c.applied += c.queue.len() as u64;
+        (std::mem::take(&mut c.queue), handlers, c.realtime)
+    });
+    if batch.is_empty() {
+        return;
+    }
+    let frame_start = now_ms();
+    let arrivals: Vec<f64> = batch.iter().map(|(_, at)| *at).collect();
+    let mut updates: Vec<Update> = batch.drain(..).map(|(u, _)| u).collect();
+    alerts_first(&mut updates);
+    let highest = updates.iter().map(|u| u.seq).max().unwrap_or(0);
+    if highest > realtime.last_seq.get_untracked() {
+        realtime.last_seq.set(highest);
+    }
+    for handler in handlers {
+        handler(&updates);
+    }
+    with(|c| c.refresh_indicator());
+    // The DOM changes of this frame are painted before a zero timeout set now runs.
+    set_timeout(
+        move || {
+            let now = now_ms();
+            with(|c| {
+                c.paint_ms.extend(arrivals.iter().map(|at| now - at));
+                let excess = c.paint_ms.len().saturating_sub(1000);
+                c.paint_ms.drain(..excess);
+                c.render_ms.push(now - frame_start);
+                let excess = c.render_ms.len().saturating_sub(1000);
+                c.render_ms.drain(..excess);
+                publish_times("__ROUNDS_PAINT__", &c.paint_ms);
+                publish_times("__ROUNDS_RENDER__", &c.render_ms);
+            });
+        },
+        Duration::ZERO,
+    );
+}
+
+/// `window.__ROUNDS_PAINT__` (the last arrival-to-paint times of updates) and
+/// `window.__ROUNDS_RENDER__` (per frame: applying the batch, rendering and painting), in ms.
+fn publish_times(name: &str, times: &[f64]) {
+    let array = js_sys::Array::new();
+    for t in times {
+        array.push(&JsValue::from_f64(*t));
+    }
+    let _ = js_sys::Reflect::set(&window(), &JsValue::from_str(name), &array);
+}
+
+/// `window.__ROUNDS_DEBUG__`: a getter that returns the client's state when read.
+fn install_debug_hook() {
+    let getter = Closure::<dyn Fn() -> JsValue>::new(|| {
+        let text = debug_snapshot().to_string();
+        js_sys::JSON::parse(&text).unwrap_or(JsValue::NULL)
+    });
+    let descriptor = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&descriptor, &JsValue::from_str("get"), getter.as_ref());
+    let _ = js_sys::Reflect::set(
+        &descriptor,
+        &JsValue::from_str("configurable"),
+        &JsValue::TRUE,
+    );
+    js_sys::Object::define_property(
+        &window(),
+        &JsValue::from_str("__ROUNDS_DEBUG__"),
+        &descriptor,
+    );
+    getter.forget();
+}
