@@ -60,6 +60,10 @@ pub struct Metrics {
     pub room_members: Family<KindLabels, Gauge>,
     /// Client frames refused with an `error` frame or a close code.
     pub bad_frames: Counter,
+    /// `POST /ws/poll` requests received (refused ones included).
+    pub poll_requests: Counter,
+    /// Long polls held now, waiting for the log to move.
+    pub poll_waiting: Gauge,
 }
 
 impl Metrics {
@@ -91,6 +95,8 @@ impl Metrics {
         let rooms = Gauge::default();
         let room_members = Family::default();
         let bad_frames = Counter::default();
+        let poll_requests = Counter::default();
+        let poll_waiting = Gauge::default();
         registry.register(
             "ws_connections_open",
             "WebSocket connections open now",
@@ -158,6 +164,16 @@ impl Metrics {
             room_members.clone(),
         );
         registry.register("ws_bad_frames", "Client frames refused", bad_frames.clone());
+        registry.register(
+            "poll_requests",
+            "Long-poll requests (POST /ws/poll) received",
+            poll_requests.clone(),
+        );
+        registry.register(
+            "poll_waiting",
+            "Long-poll requests held now, waiting for events",
+            poll_waiting.clone(),
+        );
         Arc::new(Self {
             registry,
             connections_open,
@@ -175,6 +191,8 @@ impl Metrics {
             rooms,
             room_members,
             bad_frames,
+            poll_requests,
+            poll_waiting,
         })
     }
 

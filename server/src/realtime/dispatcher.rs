@@ -176,6 +176,7 @@ async fn run(state: AppState) {
                         position = event.seq;
                     }
                     pending.flush(&state);
+                    state.hub.advanced(position);
                 }
                 Err(error) => {
                     tracing::error!(%error, position, "reading the event log failed; retrying");

@@ -137,11 +137,14 @@ pub struct Hub {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// The dispatcher's position after each batch it read from the log: what long polls wait on.
+    progress: watch::Sender<i64>,
 }
 
 impl Hub {
     pub fn new(dispatched: i64) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
+        let (progress, _) = watch::channel(dispatched);
         Arc::new(Self {
             registry: Mutex::new(Registry {
                 dispatched,
@@ -149,6 +152,7 @@ impl Hub {
             }),
             next_id: AtomicU64::new(1),
             shutdown,
+            progress,
         })
     }
 
@@ -297,6 +301,29 @@ impl Hub {
     /// The last `seq` routed by the dispatcher.
     pub fn dispatched(&self) -> i64 {
         self.lock().dispatched
+    }
+
+    /// Called by the dispatcher after each batch it read from the log (it reads after every
+    /// commit's wake-up and, as a safety net, once a second): wakes the held long polls.
+    pub fn advanced(&self, position: i64) {
+        self.progress.send_if_modified(|current| {
+            if position > *current {
+                *current = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Changes whenever the dispatcher has read further into the log.
+    pub fn subscribe_progress(&self) -> watch::Receiver<i64> {
+        self.progress.subscribe()
+    }
+
+    /// Becomes true when the server starts shutting down.
+    pub fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Who should get event `seq` (with its rooms and resource type), each connection once; and
