@@ -1,7 +1,7 @@
 //! `POST /ws/poll`, the long-poll fallback of the realtime rooms, against a real server: replay,
-//! a held poll woken by a write, access on join and on delivery, reset, bad input. Nothing waits
-//! for time to pass: held polls are observed through `rounds_poll_waiting`, absence is proven
-//! with a later sentinel event.
+//! a held poll woken by a write, access on join and on delivery, reset, bad input; and the
+//! per-user socket gauge. Nothing waits for time to pass: held polls are observed through
+//! `rounds_poll_waiting`, absence is proven with a later sentinel event.
 
 use std::time::Duration;
 
@@ -9,10 +9,14 @@ use app::wire::PollResponse;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{
+    protocol::{frame::coding::CloseCode, CloseFrame},
+    Message,
+};
 
 use crate::{
     helpers::{entries, spawn_app, visible_patients, TestApp, WAIT},
-    realtime::{patients, place_order},
+    realtime::{patients, place_order, Ended, Ws},
 };
 
 /// Posts `body` (raw text) to `/ws/poll` with an optional bearer token.
@@ -607,4 +611,70 @@ async fn polls_authenticate_like_the_socket_and_refuse_bad_bodies() {
             .unwrap();
         assert_eq!(response.status(), status);
     }
+}
+
+/// The `rounds_ws_connections_by_user` line of `user`, if any.
+fn user_line(metrics: &str, user: &str) -> Option<String> {
+    let prefix = format!("rounds_ws_connections_by_user{{user=\"{user}\"}} ");
+    metrics
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .map(str::to_owned)
+}
+
+async fn wait_for_user_line(app: &TestApp, user: &'static str, expected: Option<&'static str>) {
+    let (client, url) = (app.client.clone(), app.url("/metrics"));
+    wait_until(&format!("{user} has {expected:?} sockets"), move || {
+        let (client, url) = (client.clone(), url.clone());
+        Box::pin(async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            user_line(&text, user)
+                == expected.map(|n| format!("rounds_ws_connections_by_user{{user=\"{user}\"}} {n}"))
+        })
+    })
+    .await;
+}
+
+async fn close(ws: &mut Ws) {
+    ws.send_raw(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    })))
+    .await;
+    assert_eq!(ws.ended().await, Ended::Closed(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_socket_gauge_follows_opens_and_closes() {
+    let app = spawn_app().await;
+    let chen = app.token("dr.chen").await;
+    let patel = app.token("nurse.patel").await;
+    let (mut first, welcome) = Ws::connect(&app, &chen).await;
+    assert_eq!(welcome["data"]["user"]["id"], "dr.chen");
+    let (second, _) = Ws::connect(&app, &chen).await;
+    let (_nurse, _) = Ws::connect(&app, &patel).await;
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        user_line(&metrics, "dr.chen").as_deref(),
+        Some("rounds_ws_connections_by_user{user=\"dr.chen\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(
+        user_line(&metrics, "nurse.patel").as_deref(),
+        Some("rounds_ws_connections_by_user{user=\"nurse.patel\"} 1")
+    );
+    // A poll is not a socket.
+    poll(&app, &chen, json!({"subscriptions": [], "wait_ms": 0})).await;
+
+    close(&mut first).await;
+    wait_for_user_line(&app, "dr.chen", Some("1")).await;
+    // Dropped without a close handshake: the server notices the connection end all the same.
+    drop(second);
+    wait_for_user_line(&app, "dr.chen", None).await;
+    let metrics = scrape(&app).await;
+    assert!(
+        !metrics.contains("user=\"dr.chen\""),
+        "the series of a user without sockets is removed:\n{metrics}"
+    );
+    assert!(user_line(&metrics, "nurse.patel").is_some());
 }
