@@ -124,6 +124,35 @@ impl ServerMessage {
     }
 }
 
+/// `wait_ms` of a [`PollRequest`] that sends none.
+pub const POLL_WAIT_DEFAULT_MS: u64 = 25_000;
+/// The longest a poll is held, whatever `wait_ms` asks for.
+pub const POLL_WAIT_MAX_MS: u64 = 30_000;
+
+/// The body of `POST /ws/poll`, the long-poll fallback of `GET /ws` for networks that block
+/// WebSocket upgrades. Each subscription is exactly the data of the socket's `subscription`
+/// message; `after_seq` absent means "from the log's head now".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    pub subscriptions: Vec<Subscribe>,
+    /// How long the server may hold the request when there is nothing to deliver; default
+    /// [`POLL_WAIT_DEFAULT_MS`], clamped to `0..=`[`POLL_WAIT_MAX_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<i64>,
+}
+
+/// The answer of `POST /ws/poll`: frames in exactly the socket's server → client format (first
+/// one `subscribed` per subscription, each followed by a `reset` where replay is impossible, then
+/// `update`s in `seq` order), and `seq`, the log position the answer covers: every event up to
+/// it that the caller may see in those subscriptions was in this answer or an earlier one. The
+/// next poll sends `after_seq = max(after_seq, seq)` for every subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollResponse {
+    pub seq: i64,
+    pub frames: Vec<ServerMessage>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

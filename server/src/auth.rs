@@ -206,7 +206,9 @@ impl AuthKeys {
         }
     }
 
-    async fn session_active(&self, store: &Store, sid: &str) -> Result<bool, FhirError> {
+    /// Whether the session is still active (cached for a few seconds; a revocation on this node
+    /// is seen at once).
+    pub async fn session_active(&self, store: &Store, sid: &str) -> Result<bool, FhirError> {
         if let Ok(cache) = self.sessions.lock() {
             if let Some((active, at)) = cache.get(sid) {
                 if at.elapsed() < SESSION_CACHE_TTL || !active {

@@ -26,6 +26,9 @@ use crate::state::AppState;
 
 /// Label set `{kind="patient"}` etc. for per-room-kind gauges.
 type KindLabels = Vec<(&'static str, &'static str)>;
+/// Label set `{user="dr.chen"}`: the user id, as `welcome.user.id` shows it (the encoder
+/// escapes `\`, `"` and newlines in label values).
+type UserLabels = Vec<(&'static str, String)>;
 
 /// Every metric Rounds exports. Cheap to clone handles live inside; share it as `Arc<Metrics>`.
 pub struct Metrics {
@@ -60,6 +63,13 @@ pub struct Metrics {
     pub room_members: Family<KindLabels, Gauge>,
     /// Client frames refused with an `error` frame or a close code.
     pub bad_frames: Counter,
+    /// Open `/ws` sockets per user (sampled from the hub on scrape; a user without a socket
+    /// has no series).
+    pub ws_connections_by_user: Family<UserLabels, Gauge>,
+    /// `POST /ws/poll` requests received (refused ones included).
+    pub poll_requests: Counter,
+    /// Long polls held now, waiting for the log to move.
+    pub poll_waiting: Gauge,
 }
 
 impl Metrics {
@@ -91,6 +101,9 @@ impl Metrics {
         let rooms = Gauge::default();
         let room_members = Family::default();
         let bad_frames = Counter::default();
+        let ws_connections_by_user = Family::default();
+        let poll_requests = Counter::default();
+        let poll_waiting = Gauge::default();
         registry.register(
             "ws_connections_open",
             "WebSocket connections open now",
@@ -158,6 +171,21 @@ impl Metrics {
             room_members.clone(),
         );
         registry.register("ws_bad_frames", "Client frames refused", bad_frames.clone());
+        registry.register(
+            "ws_connections_by_user",
+            "WebSocket connections open now, per user id",
+            ws_connections_by_user.clone(),
+        );
+        registry.register(
+            "poll_requests",
+            "Long-poll requests (POST /ws/poll) received",
+            poll_requests.clone(),
+        );
+        registry.register(
+            "poll_waiting",
+            "Long-poll requests held now, waiting for events",
+            poll_waiting.clone(),
+        );
         Arc::new(Self {
             registry,
             connections_open,
@@ -175,6 +203,9 @@ impl Metrics {
             rooms,
             room_members,
             bad_frames,
+            ws_connections_by_user,
+            poll_requests,
+            poll_waiting,
         })
     }
 
@@ -203,4 +234,24 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_series_escape_their_label_and_can_be_removed() {
+        let metrics = Metrics::new("n", "sqlite");
+        let odd = "a\"b\\c\nd".to_owned();
+        let labels = vec![("user", odd)];
+        metrics.ws_connections_by_user.get_or_create(&labels).set(2);
+        let text = metrics.render();
+        assert!(
+            text.contains("rounds_ws_connections_by_user{user=\"a\\\"b\\\\c\\nd\"} 2"),
+            "{text}"
+        );
+        assert!(metrics.ws_connections_by_user.remove(&labels));
+        assert!(!metrics.render().contains("rounds_ws_connections_by_user{"));
+    }
 }

@@ -18,7 +18,7 @@ use std::{
 };
 
 use app::{
-    events::parse_room,
+    events::{parse_room, Room},
     wire::{self, ClientMessage, ErrorBody, ServerMessage, Subscribe},
 };
 use axum::{
@@ -36,10 +36,12 @@ use futures_util::{
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    dispatcher::{restricted, update_frame, AccessCache},
+    dispatcher::{may_deliver, restricted, update_frame, AccessCache},
     hub::{CloseOrder, ConnHandle, Outgoing, Sub},
 };
-use crate::{access, auth, auth::AuthUser, fhir::error::FhirError, state::AppState};
+use crate::{
+    access, auth, auth::AuthUser, fhir::error::FhirError, state::AppState, store::Visibility,
+};
 
 /// Largest client frame accepted; larger ones close the socket with 1009.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -59,11 +61,7 @@ pub async fn handler(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = query.as_deref().and_then(|query| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "token")
-            .map(|(_, value)| value.into_owned())
-    });
+    let token = query_token(query.as_deref());
     let authenticated = auth::authenticate_socket(&state, &headers, token.as_deref()).await;
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -105,6 +103,15 @@ pub async fn handler(
             upgrade.on_upgrade(move |socket| serve(state, socket, user, expires_at))
         }
     }
+}
+
+/// The `?token=` of a request, if any.
+pub(super) fn query_token(query: Option<&str>) -> Option<String> {
+    query.and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "token")
+            .map(|(_, value)| value.into_owned())
+    })
 }
 
 /// Runs one authenticated socket until it closes.
@@ -373,15 +380,20 @@ async fn handle_text(
     }
 }
 
-type Refusal = (&'static str, String);
+pub(super) type Refusal = (&'static str, String);
 
-/// Checks and applies a `subscription`: nothing is joined unless the whole request is valid.
-async fn subscribe(
-    state: &AppState,
-    handle: &Arc<ConnHandle>,
-    queue: &mpsc::Sender<Outgoing>,
-    request: Subscribe,
-) -> Result<(), Refusal> {
+/// A `subscription` request that passed the checks every request must pass, whatever the
+/// user may see: its rooms parsed, sorted and without repeats.
+pub(super) struct Checked {
+    pub subscription_id: String,
+    pub rooms: Vec<Room>,
+    pub types: HashSet<String>,
+    pub after_seq: Option<i64>,
+}
+
+/// The checks of one `subscription` request (socket or long poll): id, resource types,
+/// `after_seq`, room names. The first failure refuses the whole request.
+pub(super) fn check(request: Subscribe) -> Result<Checked, Refusal> {
     let Subscribe {
         subscription_id,
         patient_ids,
@@ -419,6 +431,49 @@ async fn subscribe(
     }
     parsed.sort_by_key(|room| room.to_string());
     parsed.dedup();
+    Ok(Checked {
+        subscription_id,
+        rooms: parsed,
+        types: resource_types.into_iter().collect(),
+        after_seq,
+    })
+}
+
+/// The join-time access check: which of `rooms` the user may join, and why not the others.
+pub(super) fn join(
+    user: &AuthUser,
+    visibility: &Visibility,
+    rooms: Vec<Room>,
+) -> (HashSet<String>, Vec<wire::Denied>) {
+    let mut granted = HashSet::new();
+    let mut denied = Vec::new();
+    for room in rooms {
+        match access::may_join(user, visibility, &room) {
+            Ok(()) => {
+                granted.insert(room.to_string());
+            }
+            Err(reason) => denied.push(wire::Denied {
+                room: room.to_string(),
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    (granted, denied)
+}
+
+/// Checks and applies a `subscription`: nothing is joined unless the whole request is valid.
+async fn subscribe(
+    state: &AppState,
+    handle: &Arc<ConnHandle>,
+    queue: &mpsc::Sender<Outgoing>,
+    request: Subscribe,
+) -> Result<(), Refusal> {
+    let Checked {
+        subscription_id,
+        rooms: parsed,
+        types,
+        after_seq,
+    } = check(request)?;
     let (subscriptions, joined) = state.hub.usage(handle.id);
     if subscriptions >= MAX_SUBSCRIPTIONS {
         return Err((
@@ -439,22 +494,10 @@ async fn subscribe(
             "access could not be checked; retry".to_owned(),
         )
     })?;
-    let mut granted = HashSet::new();
-    let mut denied = Vec::new();
-    for room in parsed {
-        match access::may_join(&handle.user, &visibility, &room) {
-            Ok(()) => {
-                granted.insert(room.to_string());
-            }
-            Err(reason) => denied.push(wire::Denied {
-                room: room.to_string(),
-                reason: reason.to_owned(),
-            }),
-        }
-    }
+    let (granted, denied) = join(&handle.user, &visibility, parsed);
     let sub = Sub {
         rooms: granted,
-        types: resource_types.into_iter().collect(),
+        types,
         live_from: None,
     };
 
@@ -501,7 +544,10 @@ async fn send(queue: &mpsc::Sender<Outgoing>, text: String) -> Result<(), Refusa
 }
 
 /// Why a replay after `after` is impossible (answered with `reset`), if it is.
-async fn replay_refusal(state: &AppState, after: i64) -> Result<Option<String>, Refusal> {
+pub(super) async fn replay_refusal(
+    state: &AppState,
+    after: i64,
+) -> Result<Option<String>, Refusal> {
     let unavailable = |_| {
         (
             "unavailable",
@@ -572,18 +618,7 @@ async fn replay_events(
                 continue;
             }
             let allowed = visibility.as_ref().is_some_and(|visibility| {
-                access::may_receive(
-                    &handle.user,
-                    visibility,
-                    &event.resource_type,
-                    event.patient_id.as_deref(),
-                    restricted(event),
-                ) || access::unit_handoff(
-                    &handle.user,
-                    &event.resource_type,
-                    &event.rooms,
-                    restricted(event),
-                )
+                may_deliver(&handle.user, visibility, event, restricted(event))
             });
             if !allowed {
                 continue;

@@ -92,6 +92,24 @@ pub fn restricted(event: &EventRecord) -> bool {
         .unwrap_or(true)
 }
 
+/// The per-delivery check of live delivery, replay and the long poll: may `user`, who sees
+/// `visibility` now, receive `event` (`restricted`: its resource carries a restricting label)?
+/// The read rule, or the unit hand-off.
+pub fn may_deliver(
+    user: &AuthUser,
+    visibility: &Visibility,
+    event: &EventRecord,
+    restricted: bool,
+) -> bool {
+    access::may_receive(
+        user,
+        visibility,
+        &event.resource_type,
+        event.patient_id.as_deref(),
+        restricted,
+    ) || access::unit_handoff(user, &event.resource_type, &event.rooms, restricted)
+}
+
 /// What each connected user may see, computed once per user and reused until invalidated.
 pub struct AccessCache {
     by_user: HashMap<String, (Arc<Visibility>, Instant)>,
@@ -158,6 +176,7 @@ async fn run(state: AppState) {
                         position = event.seq;
                     }
                     pending.flush(&state);
+                    state.hub.advanced(position);
                 }
                 Err(error) => {
                     tracing::error!(%error, position, "reading the event log failed; retrying");
@@ -244,20 +263,7 @@ async fn dispatch(
     let restricted = restricted(event);
     for handle in &recipients {
         let allowed = match cache.get(state, &handle.user).await {
-            Some(visibility) => {
-                access::may_receive(
-                    &handle.user,
-                    &visibility,
-                    &event.resource_type,
-                    event.patient_id.as_deref(),
-                    restricted,
-                ) || access::unit_handoff(
-                    &handle.user,
-                    &event.resource_type,
-                    &event.rooms,
-                    restricted,
-                )
-            }
+            Some(visibility) => may_deliver(&handle.user, &visibility, event, restricted),
             None => false,
         };
         if !allowed {

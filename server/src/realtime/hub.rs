@@ -100,6 +100,9 @@ struct Registry {
     members: HashMap<u64, Member>,
     /// The last `seq` the dispatcher has routed.
     dispatched: i64,
+    /// Users with a `rounds_ws_connections_by_user` series, so that a user whose last socket
+    /// closed loses theirs at the next scrape.
+    gauged_users: HashSet<String>,
 }
 
 impl Registry {
@@ -137,11 +140,14 @@ pub struct Hub {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// The dispatcher's position after each batch it read from the log: what long polls wait on.
+    progress: watch::Sender<i64>,
 }
 
 impl Hub {
     pub fn new(dispatched: i64) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
+        let (progress, _) = watch::channel(dispatched);
         Arc::new(Self {
             registry: Mutex::new(Registry {
                 dispatched,
@@ -149,6 +155,7 @@ impl Hub {
             }),
             next_id: AtomicU64::new(1),
             shutdown,
+            progress,
         })
     }
 
@@ -282,6 +289,29 @@ impl Hub {
         self.lock().dispatched
     }
 
+    /// Called by the dispatcher after each batch it read from the log (it reads after every
+    /// commit's wake-up and, as a safety net, once a second): wakes the held long polls.
+    pub fn advanced(&self, position: i64) {
+        self.progress.send_if_modified(|current| {
+            if position > *current {
+                *current = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Changes whenever the dispatcher has read further into the log.
+    pub fn subscribe_progress(&self) -> watch::Receiver<i64> {
+        self.progress.subscribe()
+    }
+
+    /// Becomes true when the server starts shutting down.
+    pub fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Who should get event `seq` (with its rooms and resource type), each connection once; and
     /// marks `seq` as routed, in the same critical section.
     pub fn route(&self, seq: i64, rooms: &[String], resource_type: &str) -> Vec<Arc<ConnHandle>> {
@@ -348,7 +378,7 @@ impl Hub {
 
     /// Copies the registry's sizes into the gauges (on scrape).
     pub fn sample_gauges(&self, metrics: &Metrics) {
-        let registry = self.lock();
+        let mut registry = self.lock();
         metrics.rooms.set(registry.rooms.len() as i64);
         let mut per_kind: HashMap<&'static str, i64> = HashMap::new();
         for (room, members) in &registry.rooms {
@@ -373,6 +403,26 @@ impl Hub {
             .sum();
         metrics.queue_depth.set(depth as i64);
         metrics.connections_open.set(registry.members.len() as i64);
+
+        // Sockets per user, from the registry itself: a socket leaves it as soon as its close
+        // is seen, so the count drops promptly; a user with no socket left has no series.
+        let mut per_user: HashMap<&str, i64> = HashMap::new();
+        for member in registry.members.values() {
+            *per_user.entry(member.handle.user.id.as_str()).or_default() += 1;
+        }
+        let by_user = &metrics.ws_connections_by_user;
+        for user in &registry.gauged_users {
+            if !per_user.contains_key(user.as_str()) {
+                by_user.remove(&vec![("user", user.clone())]);
+            }
+        }
+        for (user, count) in &per_user {
+            by_user
+                .get_or_create(&vec![("user", (*user).to_owned())])
+                .set(*count);
+        }
+        let gauged: HashSet<String> = per_user.keys().map(|user| (*user).to_owned()).collect();
+        registry.gauged_users = gauged;
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - `hub`: the room registry and the replay/live seam;
 //! - `dispatcher`: step 3 of the event path, log → rooms, one serialisation per event;
-//! - `connection`: step 4, one socket's reader and writer, subscriptions and replay.
+//! - `connection`: step 4, one socket's reader and writer, subscriptions and replay;
+//! - `poll`: `POST /ws/poll`, the same subscriptions and frames over HTTP long polling.
 //!
 //! Also here: the retention task that prunes the event log, so that a resume from too long ago is
 //! answered with `reset` instead of an unbounded replay.
@@ -11,19 +12,25 @@
 pub mod connection;
 pub mod dispatcher;
 pub mod hub;
+pub mod poll;
 
 use std::time::Duration;
 
-use axum::{routing::get, Router};
+use axum::{
+    routing::{get, post},
+    Router,
+};
 use chrono::Utc;
 
 pub use hub::Hub;
 
 use crate::{fhir::date::format_instant, state::AppState};
 
-/// `GET /ws`.
+/// `GET /ws` and its long-poll fallback `POST /ws/poll`.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/ws", get(connection::handler))
+    Router::new()
+        .route("/ws", get(connection::handler))
+        .route("/ws/poll", post(poll::handler))
 }
 
 /// Prunes events older than the configured retention, now and then every hour (or more often

@@ -14,6 +14,7 @@ mod fhir_search;
 mod helpers;
 mod intake_fuzz;
 mod pg_cluster;
+mod poll;
 mod realtime;
 mod startup;
 mod subscriptions;

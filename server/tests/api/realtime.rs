@@ -104,7 +104,7 @@ fn ws_url(app: &TestApp) -> String {
 }
 
 /// Creates an order for `patient` and returns its id.
-async fn place_order(app: &TestApp, token: &str, patient: &str) -> String {
+pub async fn place_order(app: &TestApp, token: &str, patient: &str) -> String {
     let response = app
         .post(token, "/fhir/R4/ServiceRequest", &order(patient))
         .await;
@@ -114,7 +114,7 @@ async fn place_order(app: &TestApp, token: &str, patient: &str) -> String {
 }
 
 /// A patient both `a` and `b` may see, and one that `c` may not.
-async fn patients(app: &TestApp, a: &str, b: &str, c: &str) -> (String, String) {
+pub async fn patients(app: &TestApp, a: &str, b: &str, c: &str) -> (String, String) {
     let seen_a = visible_patients(app, a).await;
     let seen_b = visible_patients(app, b).await;
     let seen_c = visible_patients(app, c).await;

@@ -21,6 +21,8 @@ mod helpers;
 mod multinode;
 #[path = "../api/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "../api/poll.rs"]
+mod poll;
 #[path = "../api/realtime.rs"]
 mod realtime;
 #[path = "../api/subscriptions.rs"]
