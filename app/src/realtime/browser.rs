@@ -13,7 +13,6 @@ use std::{
 };
 
 use leptos::prelude::*;
-use serde::Deserialize;
 use serde_json::json;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -26,7 +25,7 @@ use super::{
 };
 use crate::{
     records::alerts_first,
-    wire::{self, ClientMessage, ServerMessage, Subscribe, Update},
+    wire::{self, ClientMessage, PollRequest, PollResponse, ServerMessage, Subscribe, Update},
 };
 
 /// Sockets in a row that close before `welcome` before the leader long-polls instead.
@@ -42,7 +41,7 @@ const CLAIM_WAIT_MS: u64 = 150;
 /// The leader forgets a tab that missed this many status rounds (it vanished without `Bye`).
 const MISSED_ROUNDS: u64 = 5;
 /// How long a poll may be held by the server.
-const POLL_WAIT_MS: u64 = 25_000;
+const POLL_WAIT_MS: i64 = wire::POLL_WAIT_DEFAULT_MS as i64;
 /// Messages kept for the debug view.
 const LOG_SIZE: usize = 100;
 
@@ -985,12 +984,6 @@ async fn refresh_session() -> Option<bool> {
 // ---------------------------------------------------------------------------------------------
 // Long-polling, while sockets cannot be established
 
-#[derive(Deserialize)]
-struct PollAnswer {
-    seq: i64,
-    frames: Vec<serde_json::Value>,
-}
-
 enum PollFailure {
     Unauthorized,
     Failed,
@@ -1006,12 +999,17 @@ fn poll() {
             abort.abort();
         }
         let (subscriptions, sent) = link.union.poll_request();
+        // Registrations wait for a poll to confirm them: ask for an answer at once.
         let wait = if link.union.waiting() {
             0
         } else {
             POLL_WAIT_MS
         };
-        let body = json!({ "subscriptions": subscriptions, "wait_ms": wait }).to_string();
+        let body = serde_json::to_string(&PollRequest {
+            subscriptions,
+            wait_ms: Some(wait),
+        })
+        .unwrap_or_default();
         let abort = web_sys::AbortController::new().ok();
         let signal = abort.as_ref().map(|a| a.signal());
         link.poll_abort = abort;
@@ -1048,17 +1046,17 @@ fn poll() {
 }
 
 /// Handles a poll answer; true to poll again.
-fn polled(c: &mut Client, answer: PollAnswer, sent: &[(String, u64)]) -> bool {
+fn polled(c: &mut Client, answer: PollResponse, sent: &[(String, u64)]) -> bool {
     let mut texts = Vec::new();
     let mut updates = Vec::new();
     for frame in answer.frames {
-        match serde_json::from_value::<ServerMessage>(frame.clone()) {
-            Ok(ServerMessage::Update(update)) => {
+        match frame {
+            ServerMessage::Update(update) => {
                 c.log_frame("update (poll)", Some(update.seq), update_summary(&update));
-                texts.push(frame.to_string());
+                texts.push(ServerMessage::Update(update.clone()).to_json());
                 updates.push(update);
             }
-            Ok(ServerMessage::Reset { .. }) => {
+            ServerMessage::Reset { .. } => {
                 c.post(&TabMessage::Reset);
                 reset();
                 return false;
@@ -1111,7 +1109,7 @@ fn poll_later() {
 async fn fetch_poll(
     body: &str,
     signal: Option<&web_sys::AbortSignal>,
-) -> Result<PollAnswer, PollFailure> {
+) -> Result<PollResponse, PollFailure> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
