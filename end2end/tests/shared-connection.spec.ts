@@ -266,6 +266,65 @@ test('with WebSocket upgrades blocked the leader long-polls, and goes back to a 
   await context.close();
 });
 
+test('a half-open socket (frames stop arriving) is detected by the pong watchdog and the tabs resume', async ({ browser, request }) => {
+  test.setTimeout(90_000);
+  const patient = await firstPatient(request);
+  const context = await browser.newContext();
+  // Each socket goes through a proxy; the newest one stops passing the server's frames on when told.
+  let sockets = 0;
+  let newest = { silent: false };
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const proxy = { silent: false };
+    newest = proxy;
+    sockets++;
+    const server = ws.connectToServer();
+    server.onMessage((message) => { if (!proxy.silent) ws.send(message); });
+    ws.onMessage((message) => server.send(message));
+  });
+  const { pages, errors } = await tabs(context, 2, patient);
+  await theLeader(pages);
+  await expect.poll(() => socketsOf(request, USER)).toBe(1);
+  const before = sockets;
+  newest.silent = true;
+  const silentFrom = Date.now();
+  const bearer = await token(request, 'admin');
+  const ids = [await postResult(request, bearer, patient, 4.6)];
+  // Nothing arrives on the silent socket: the watchdog pings it, gets no pong, and reconnects.
+  await expect.poll(() => sockets, { timeout: 30_000, message: 'a new socket' }).toBe(before + 1);
+  const resumed = await resumedAfter(pages, silentFrom);
+  await expectEachOnce(pages, ids);
+  ids.push(await postResult(request, bearer, patient, 4.7));
+  await expectEachOnce(pages, ids);
+  console.log(`watchdog: a silent socket replaced and the tabs resumed ${resumed.join(' / ')} ms after its frames stopped`);
+  expect(errors).toEqual([]);
+  await context.close();
+});
+
+test('a 4401 close: the leader refreshes the session and resumes', async ({ browser, request }) => {
+  const patient = await firstPatient(request);
+  const context = await browser.newContext();
+  let refuse: (() => void) | undefined;
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((message) => ws.send(message));
+    ws.onMessage((message) => server.send(message));
+    refuse = () => void ws.close({ code: 4401, reason: 'token expired' });
+  });
+  const { pages, errors } = await tabs(context, 2, patient);
+  const leader = await theLeader(pages);
+  const refreshed = leader.waitForRequest((r) => r.url().endsWith('/auth/refresh') && r.method() === 'POST');
+  const bearer = await token(request, 'admin');
+  const closedAt = Date.now();
+  refuse!();
+  const ids = [await postResult(request, bearer, patient, 4.8)];
+  expect((await (await refreshed).response())?.status()).toBe(200);
+  await resumedAfter(pages, closedAt);
+  await expectEachOnce(pages, ids);
+  for (const page of pages) await expect(page.getByTestId('connection-status')).toHaveText('Live');
+  expect(errors).toEqual([]);
+  await context.close();
+});
+
 // ---------------------------------------------------------------------------------------------
 // A server of this test's own, to restart under the open tabs.
 
