@@ -326,6 +326,38 @@ async fn resume_replays_exactly_the_missed_events_then_joins_live_without_a_seam
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_repeats_what_another_subscription_of_the_socket_delivered_live() {
+    // One socket serves every tab of a browser: the tab that asks for this replay may not have
+    // been listening when the other subscription's frame went by.
+    let app = spawn_app().await;
+    let admin = app.token("admin").await;
+    let patient = visible_patients(&app, &admin).await.remove(0);
+    let (mut ws, _) = Ws::connect(&app, &admin).await;
+    ws.subscribe(json!({"subscription_id": "tab-a", "patient_ids": [patient]}))
+        .await;
+    let first = place_order(&app, &admin, &patient).await;
+    let live = ws.next_update().await;
+    assert_eq!(live["resource_id"], first.as_str());
+    let seq = live["seq"].as_i64().unwrap();
+    ws.subscribe(json!({
+        "subscription_id": "tab-b",
+        "patient_ids": [patient],
+        "resource_types": ["ServiceRequest"],
+        "after_seq": seq - 1,
+    }))
+    .await;
+    let replayed = ws.next_update().await;
+    assert_eq!(replayed["seq"].as_i64(), Some(seq), "replayed for tab-b");
+    assert_eq!(replayed["resource_id"], first.as_str());
+    let sentinel = place_order(&app, &admin, &patient).await;
+    assert_eq!(
+        ws.next_update().await["resource_id"],
+        sentinel.as_str(),
+        "live again, once per event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_older_than_the_log_answers_reset() {
     let app = spawn_app().await;
     let admin = app.token("admin").await;
