@@ -207,6 +207,62 @@ pub async fn visible_patients(app: &TestApp, token: &str) -> Vec<String> {
     ids
 }
 
+/// Dr. Okafor put on the care team of a patient he could not see (see [`okafor_joins_a_team`]).
+pub struct TeamChange {
+    /// A patient he saw already.
+    pub own: String,
+    /// The patient he sees now.
+    pub outsider: String,
+    /// The CareTeam's id, and the team as it was before.
+    pub team: String,
+    pub original: Value,
+}
+
+/// Adds Dr. Okafor (`okafor`: his token) to the care team of a patient he cannot see yet.
+pub async fn okafor_joins_a_team(app: &TestApp, admin: &str, okafor: &str) -> TeamChange {
+    let before = visible_patients(app, okafor).await;
+    let own = before[0].clone();
+    let outsider = visible_patients(app, admin)
+        .await
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .unwrap();
+    let (_, teams) = app
+        .get_json(admin, &format!("/fhir/R4/CareTeam?patient={outsider}"))
+        .await;
+    let original = entries(&teams, "match")[0].clone();
+    let team = original["id"].as_str().unwrap().to_owned();
+    let mut with_okafor = original.clone();
+    with_okafor["participant"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"member": {"reference": "Practitioner/pr-okafor"}}));
+    let put = app
+        .put(admin, &format!("/fhir/R4/CareTeam/{team}"), &with_okafor)
+        .await;
+    assert_eq!(put.status(), StatusCode::OK);
+    TeamChange {
+        own,
+        outsider,
+        team,
+        original,
+    }
+}
+
+/// Puts the team back as it was: Dr. Okafor is off it again.
+pub async fn okafor_leaves_the_team(app: &TestApp, admin: &str, change: &TeamChange) {
+    let mut without = change.original.clone();
+    without.as_object_mut().unwrap().remove("meta");
+    let put = app
+        .put(
+            admin,
+            &format!("/fhir/R4/CareTeam/{}", change.team),
+            &without,
+        )
+        .await;
+    assert_eq!(put.status(), StatusCode::OK);
+}
+
 /// A client WebSocket.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -15,7 +15,9 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::{
-    helpers::{entries, spawn_app, visible_patients, TestApp, WAIT},
+    helpers::{
+        okafor_joins_a_team, okafor_leaves_the_team, spawn_app, visible_patients, TestApp, WAIT,
+    },
     realtime::{patients, place_order, Ended, Ws},
 };
 
@@ -389,27 +391,8 @@ async fn access_revoked_while_a_poll_is_held_stops_delivery() {
     let app = spawn_app().await;
     let admin = app.token("admin").await;
     let okafor = app.token("dr.okafor").await;
-    let own = visible_patients(&app, &okafor).await.remove(0);
-    let before = visible_patients(&app, &okafor).await;
-    let outsider = visible_patients(&app, &admin)
-        .await
-        .into_iter()
-        .find(|p| !before.contains(p))
-        .unwrap();
-    let (_, teams) = app
-        .get_json(&admin, &format!("/fhir/R4/CareTeam?patient={outsider}"))
-        .await;
-    let original = entries(&teams, "match")[0].clone();
-    let team = original["id"].as_str().unwrap().to_owned();
-    let mut with_okafor = original.clone();
-    with_okafor["participant"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"member": {"reference": "Practitioner/pr-okafor"}}));
-    let put = app
-        .put(&admin, &format!("/fhir/R4/CareTeam/{team}"), &with_okafor)
-        .await;
-    assert_eq!(put.status(), StatusCode::OK);
+    let change = okafor_joins_a_team(&app, &admin, &okafor).await;
+    let (own, outsider) = (change.own.clone(), change.outsider.clone());
 
     // Joined while he is on the team; then taken off it while the poll is held.
     let head = app.state.store.head();
@@ -435,12 +418,7 @@ async fn access_revoked_while_a_poll_is_held_stops_delivery() {
         })
     };
     polls_held(&app, 1).await;
-    let mut without = original.clone();
-    without.as_object_mut().unwrap().remove("meta");
-    let put = app
-        .put(&admin, &format!("/fhir/R4/CareTeam/{team}"), &without)
-        .await;
-    assert_eq!(put.status(), StatusCode::OK);
+    okafor_leaves_the_team(&app, &admin, &change).await;
     place_order(&app, &admin, &outsider).await;
     let sentinel = place_order(&app, &admin, &own).await;
     let answer = tokio::time::timeout(WAIT, held)

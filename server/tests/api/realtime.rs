@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::helpers::{
-    entries, next_json_where, order, spawn_app, spawn_with, visible_patients, TestApp, WAIT,
+    next_json_where, okafor_joins_a_team, okafor_leaves_the_team, order, spawn_app, spawn_with,
+    visible_patients, TestApp, WAIT,
 };
 
 pub struct Ws {
@@ -480,27 +481,8 @@ async fn removal_from_a_care_team_stops_delivery_mid_connection() {
     let app = spawn_app().await;
     let admin = app.token("admin").await;
     let okafor = app.token("dr.okafor").await;
-    let own = visible_patients(&app, &okafor).await.remove(0);
-    let before = visible_patients(&app, &okafor).await;
-    let outsider = visible_patients(&app, &admin)
-        .await
-        .into_iter()
-        .find(|p| !before.contains(p))
-        .unwrap();
-    let (_, teams) = app
-        .get_json(&admin, &format!("/fhir/R4/CareTeam?patient={outsider}"))
-        .await;
-    let original = entries(&teams, "match")[0].clone();
-    let id = original["id"].as_str().unwrap().to_owned();
-    let mut with_okafor = original.clone();
-    with_okafor["participant"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"member": {"reference": "Practitioner/pr-okafor"}}));
-    let put = app
-        .put(&admin, &format!("/fhir/R4/CareTeam/{id}"), &with_okafor)
-        .await;
-    assert_eq!(put.status(), StatusCode::OK);
+    let change = okafor_joins_a_team(&app, &admin, &okafor).await;
+    let (own, outsider) = (change.own.clone(), change.outsider.clone());
 
     let (mut ws, _) = Ws::connect(&app, &okafor).await;
     let answer = ws
@@ -510,12 +492,7 @@ async fn removal_from_a_care_team_stops_delivery_mid_connection() {
     let first = place_order(&app, &admin, &outsider).await;
     assert_eq!(ws.next_update().await["resource_id"], first.as_str());
 
-    let mut without = original.clone();
-    without.as_object_mut().unwrap().remove("meta");
-    let put = app
-        .put(&admin, &format!("/fhir/R4/CareTeam/{id}"), &without)
-        .await;
-    assert_eq!(put.status(), StatusCode::OK);
+    okafor_leaves_the_team(&app, &admin, &change).await;
     place_order(&app, &admin, &outsider).await;
     let sentinel = place_order(&app, &admin, &own).await;
     assert_eq!(
