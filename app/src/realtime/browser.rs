@@ -853,9 +853,7 @@ fn closed(code: u16, event: bool) {
     let unauthorized = with(|c| {
         let link = c.link.as_mut()?;
         // Without a network every attempt fails; that says nothing about proxies.
-        if !link.welcomed && online() {
-            link.failures += 1;
-        }
+        let refused = !link.welcomed && online();
         if event {
             link.socket = None;
             link.welcomed = false;
@@ -863,7 +861,6 @@ fn closed(code: u16, event: bool) {
         } else {
             link.drop_socket();
         }
-        let start_polling = link.failures >= FAILURES_BEFORE_POLLING && !link.polling;
         if !link.polling {
             link.state = if online() {
                 ConnectionState::Reconnecting
@@ -873,22 +870,13 @@ fn closed(code: u16, event: bool) {
         }
         c.log_frame("closed", None, json!({ "code": code }));
         c.publish_status();
-        Some((code == wire::CLOSE_UNAUTHORIZED, start_polling))
+        Some((code == wire::CLOSE_UNAUTHORIZED, refused))
     });
-    let Some((unauthorized, start_polling)) = unauthorized else {
+    let Some((unauthorized, refused)) = unauthorized else {
         return;
     };
-    if start_polling {
-        with(|c| {
-            if let Some(link) = c.link.as_mut() {
-                link.polling = true;
-                link.transport = Transport::Polling;
-                link.poll_attempt = 0;
-            }
-            c.log_event("polling", json!({ "reason": "sockets keep failing" }));
-            c.publish_status();
-        });
-        poll();
+    if refused {
+        leptos::task::spawn_local(count_refusal());
     }
     if unauthorized {
         leptos::task::spawn_local(async {
@@ -900,6 +888,43 @@ fn closed(code: u16, event: bool) {
         });
     } else {
         retry();
+    }
+}
+
+/// A socket closed before its `welcome`. If the server answers plain HTTP meanwhile, something
+/// between us refuses the upgrade (a proxy, say): after a few such refusals in a row, long-poll.
+/// If it does not answer, the server is down or restarting; that is no reason to poll.
+async fn count_refusal() {
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let answered = match JsFuture::from(window().fetch_with_str_and_init("/health", &init)).await {
+        Ok(response) => response
+            .dyn_into::<web_sys::Response>()
+            .is_ok_and(|response| response.ok()),
+        Err(_) => false,
+    };
+    let start = answered
+        && with(|c| {
+            let Some(link) = c.link.as_mut().filter(|link| !link.welcomed) else {
+                return false;
+            };
+            link.failures += 1;
+            if link.failures < FAILURES_BEFORE_POLLING || link.polling {
+                return false;
+            }
+            link.polling = true;
+            link.transport = Transport::Polling;
+            link.poll_attempt = 0;
+            c.log_event(
+                "polling",
+                json!({ "reason": "the server answers HTTP but sockets fail" }),
+            );
+            c.publish_status();
+            true
+        });
+    if start {
+        poll();
     }
 }
 
