@@ -2,7 +2,7 @@
 // critical results, the pharmacy queue, access, optimistic writes and conflicts, all live.
 import AxeBuilder from '@axe-core/playwright';
 import { expect, test, type APIRequestContext, type Browser, type Page, type TestInfo } from '@playwright/test';
-import { authHeaders, collectErrors, signIn, token } from './helpers';
+import { authHeaders, collectErrors, openChart, signIn, token } from './helpers';
 
 const FHIR_JSON = 'application/fhir+json';
 
@@ -31,13 +31,6 @@ async function userPage(browser: Browser, username: string): Promise<{ page: Pag
   const errors = collectErrors(page);
   await signIn(page, username);
   return { page, errors };
-}
-
-async function openChart(page: Page, patient: string, tab: string): Promise<void> {
-  await page.goto(`/patient/${patient}?tab=${tab}`);
-  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
-  await expect(page.getByTestId('chart')).toBeVisible();
-  await expect(page.getByTestId('connection-status')).toHaveText('Live');
 }
 
 async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {

@@ -72,9 +72,9 @@ export function collectErrors(page: Page): string[] {
   return errors;
 }
 
-/** Signs in through the UI and waits for the hydrated workspace. */
-export async function signIn(page: Page, username: string, password = 'rounds-demo'): Promise<void> {
-  await page.goto('/login');
+/** Signs in through the UI (at the server `base`, default the suite's) and waits for the hydrated workspace. */
+export async function signIn(page: Page, username: string, password = 'rounds-demo', base = ''): Promise<void> {
+  await page.goto(`${base}/login`);
   await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
@@ -84,3 +84,10 @@ export async function signIn(page: Page, username: string, password = 'rounds-de
   await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
 }
 
+/** Opens a patient's chart on `tab` and waits until it is hydrated and live. */
+export async function openChart(page: Page, patient: string, tab: string, base = ''): Promise<void> {
+  await page.goto(`${base}/patient/${patient}?tab=${tab}`);
+  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
+  await expect(page.getByTestId('chart')).toBeVisible();
+  await expect(page.getByTestId('connection-status')).toHaveText('Live');
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
 import { serverBinary, REPO_ROOT } from '../server';
-import { authHeaders, collectErrors, signIn, token } from './helpers';
+import { authHeaders, collectErrors, openChart, signIn, token } from './helpers';
 
 const USER = 'dr.okafor';
 
@@ -85,13 +85,6 @@ async function expectEachOnce(pages: Page[], ids: string[]): Promise<void> {
   }
 }
 
-async function openResults(page: Page, patient: string, base = ''): Promise<void> {
-  await page.goto(`${base}/patient/${patient}?tab=results`);
-  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
-  await expect(page.getByTestId('chart')).toBeVisible();
-  await expect(page.getByTestId('connection-status')).toHaveText('Live');
-}
-
 /** Opens `count` tabs of one signed-in user on the patient's Results tab. */
 async function tabs(context: BrowserContext, count: number, patient: string, base = ''): Promise<{ pages: Page[]; errors: string[] }> {
   const pages: Page[] = [];
@@ -99,23 +92,11 @@ async function tabs(context: BrowserContext, count: number, patient: string, bas
   for (let i = 0; i < count; i++) {
     const page = await context.newPage();
     errors.push(...collectErrors(page));
-    if (i === 0) {
-      if (base) await signInAt(page, base);
-      else await signIn(page, USER);
-    }
-    await openResults(page, patient, base);
+    if (i === 0) await signIn(page, USER, 'rounds-demo', base);
+    await openChart(page, patient, 'results', base);
     pages.push(page);
   }
   return { pages, errors };
-}
-
-async function signInAt(page: Page, base: string): Promise<void> {
-  await page.goto(`${base}/login`);
-  await page.waitForFunction(() => document.body.dataset.hydrated === 'true');
-  await page.getByLabel('Username').fill(USER);
-  await page.getByLabel('Password').fill('rounds-demo');
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('app-shell')).toBeVisible();
 }
 
 /** Waits until exactly one of the pages leads and the others follow it; returns the leader. */

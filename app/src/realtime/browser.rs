@@ -129,14 +129,15 @@ impl Link {
             }
         }
     }
+}
 
-    fn subscription(&self, subscribe: Subscribe, generation: u64) -> [ClientMessage; 2] {
-        let marker = format!("{}#{generation}", subscribe.subscription_id);
-        [
-            ClientMessage::Subscription(subscribe),
-            ClientMessage::Ping(Some(json!({ "replayed": marker }))),
-        ]
-    }
+/// A subscription and the ping whose pong marks the end of its replay.
+fn subscription(subscribe: Subscribe, generation: u64) -> [ClientMessage; 2] {
+    let marker = format!("{}#{generation}", subscribe.subscription_id);
+    [
+        ClientMessage::Subscription(subscribe),
+        ClientMessage::Ping(Some(json!({ "replayed": marker }))),
+    ]
 }
 
 struct Client {
@@ -490,21 +491,29 @@ fn step_down(c: &mut Client) {
     c.log_event("stepped down", json!({}));
 }
 
+/// What a tick found that needs more than the client's state.
+enum Tick {
+    Nothing,
+    /// Without Web Locks, the leader has gone silent: claim the lead.
+    Claim,
+    /// The socket did not answer the watchdog's ping.
+    DeadSocket,
+}
+
 fn tick() {
-    let dead_socket = with(|c| {
+    let found = with(|c| {
         if c.role != Role::Leader {
-            if !c.locks
-                && !c.claiming
-                && now_ms() - c.leader_heard_at > LEADER_SILENCE_MS
-                && c.started
-            {
+            let silent = now_ms() - c.leader_heard_at > LEADER_SILENCE_MS;
+            if !c.locks && !c.claiming && c.started && silent {
                 c.leader = None;
-                return Some(false);
+                return Tick::Claim;
             }
-            return None;
+            return Tick::Nothing;
         }
         let me = c.tab.clone();
-        let link = c.link.as_mut()?;
+        let Some(link) = c.link.as_mut() else {
+            return Tick::Nothing;
+        };
         link.round += 1;
         let round = link.round;
         link.alive.insert(me, round);
@@ -520,11 +529,11 @@ fn tick() {
             changes.extend(link.union.release_tab(&tab));
         }
         // The watchdog: a half-open socket delivers nothing and never closes by itself.
-        let mut dead = false;
+        let mut found = Tick::Nothing;
         if link.welcomed {
             let silent = now_ms() - link.last_frame_at;
             match link.ping_sent_at {
-                Some(at) if now_ms() - at > PONG_WITHIN_MS => dead = true,
+                Some(at) if now_ms() - at > PONG_WITHIN_MS => found = Tick::DeadSocket,
                 None if silent > PING_AFTER_MS => {
                     link.ping_sent_at = Some(now_ms());
                     link.send(&[ClientMessage::Ping(Some(json!({ "watchdog": round })))]);
@@ -534,15 +543,15 @@ fn tick() {
         }
         c.apply(changes);
         c.publish_status();
-        Some(dead)
+        found
     });
-    match dead_socket {
-        Some(true) => {
+    match found {
+        Tick::Nothing => {}
+        Tick::Claim => claim(),
+        Tick::DeadSocket => {
             with(|c| c.log_event("watchdog", json!({ "reason": "no pong" })));
             closed(wire::CLOSE_GOING_AWAY, false);
         }
-        Some(false) if with(|c| c.role != Role::Leader && c.leader.is_none()) => claim(),
-        _ => {}
     }
 }
 
@@ -743,7 +752,7 @@ fn connect() {
         let first = c.connected_at.is_none();
         let link = c.link.as_mut()?;
         if link.socket.is_some() {
-            return Some(true);
+            return Some(());
         }
         let state = if !online() {
             ConnectionState::Offline
@@ -772,7 +781,7 @@ fn connect() {
         link.on_message = Some(on_message);
         link.on_close = Some(on_close);
         c.publish_status();
-        Some(true)
+        Some(())
     });
     if opened.is_none() && with(|c| c.link.is_some()) {
         retry();
@@ -805,7 +814,7 @@ fn socket_frame(text: String) {
                 link.transport = Transport::WebSocket;
                 link.state = ConnectionState::Connected;
                 for (subscribe, generation) in link.union.resend_all(welcome.seq) {
-                    let messages = link.subscription(subscribe, generation);
+                    let messages = subscription(subscribe, generation);
                     link.send(&messages);
                 }
                 c.connected_at = Some(wall_ms());
@@ -1234,7 +1243,7 @@ impl Client {
                     if link.welcomed {
                         let head = link.head;
                         if let Some((subscribe, generation)) = link.union.request(&id, head) {
-                            let messages = link.subscription(subscribe, generation);
+                            let messages = subscription(subscribe, generation);
                             link.send(&messages);
                         }
                     } else if link.polling {

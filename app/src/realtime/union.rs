@@ -97,51 +97,55 @@ impl Union {
         if let Some(id) = previous {
             changes.extend(self.let_go(&id, &key));
         }
-        let id = match self.subs.iter().find(|(_, sub)| sub.interest == interest) {
-            Some((id, _)) => id.clone(),
-            None => {
-                self.next_id += 1;
-                let id = format!("s{}", self.next_id);
-                self.subs.insert(
-                    id.clone(),
-                    Sub {
-                        interest,
-                        holders: BTreeMap::new(),
-                        cursor: after_seq,
-                        generation: 0,
-                        replaying: false,
-                        pending: Vec::new(),
-                        sent_after: None,
-                    },
-                );
-                changes.push(Change::Subscribe(id.clone()));
-                id
-            }
-        };
+        let existing = self
+            .subs
+            .iter()
+            .find(|(_, sub)| sub.interest == interest)
+            .map(|(id, _)| id.clone());
+        let new = existing.is_none();
+        let id = existing.unwrap_or_else(|| {
+            self.next_id += 1;
+            let id = format!("s{}", self.next_id);
+            self.subs.insert(
+                id.clone(),
+                Sub {
+                    interest,
+                    holders: BTreeMap::new(),
+                    cursor: after_seq,
+                    generation: 0,
+                    replaying: false,
+                    pending: Vec::new(),
+                    sent_after: None,
+                },
+            );
+            id
+        });
         let Some(sub) = self.subs.get_mut(&id) else {
             return changes;
         };
         sub.holders.insert(key, holder.nonce);
-        let new = changes.last() == Some(&Change::Subscribe(id.clone()));
-        match after_seq {
+        let send = match after_seq {
+            _ if new => true,
             // It may have missed what was forwarded before it listened: replay from its position.
-            Some(after) if !new => {
+            Some(after) => {
                 sub.cursor = Some(sub.cursor.map_or(after, |c| c.min(after)));
-                changes.push(Change::Subscribe(id.clone()));
+                true
             }
             // Nothing to resume: live from now is all it needs.
-            None if !new && !sub.replaying => {
+            None if !sub.replaying => {
                 changes.push(Change::Confirm {
                     holders: vec![holder],
                     after_seq: sub.sent_after,
                 });
                 return changes;
             }
-            _ => {}
-        }
-        if changes.last() == Some(&Change::Subscribe(id.clone())) {
+            // Confirmed with the replay under way.
+            None => false,
+        };
+        if send {
             sub.generation += 1;
             sub.replaying = true;
+            changes.push(Change::Subscribe(id));
         }
         sub.pending.push(holder);
         changes
@@ -298,10 +302,6 @@ impl Union {
         self.subs.values().any(|sub| sub.replaying)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.subs.is_empty()
-    }
-
     pub fn view(&self) -> Vec<SubView> {
         self.subs
             .iter()
@@ -366,7 +366,7 @@ mod tests {
             union.release("b", "chart"),
             vec![Change::Unsubscribe("s1".into())]
         );
-        assert!(union.is_empty());
+        assert!(union.view().is_empty());
     }
 
     #[test]
