@@ -22,7 +22,7 @@ use crate::{
     auth::{AuthUser, Role},
     fhir::error::FhirError,
     state::AppState,
-    store::{Stored, Visibility},
+    store::{EventRecord, Stored, Visibility},
 };
 
 /// What a pharmacist may read of a patient's record.
@@ -90,50 +90,200 @@ impl Visibility {
         self.restricted_all
             || patient_id.is_some_and(|p| self.restricted_patient_ids.iter().any(|id| id == p))
     }
+}
 
-    /// Whether one resource (its patient and its label) is visible.
-    pub fn allows(&self, patient_id: Option<&str>, restricted: bool) -> bool {
-        (!restricted || self.allows_restricted(patient_id))
-            && patient_id.is_none_or(|p| self.allows_patient(p))
+/// What the rule looks at in one resource version: its type, its patient, its label and, for a
+/// Subscription, its owner. Nothing else about a version decides who may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub resource_type: String,
+    pub patient_id: Option<String>,
+    pub restricted: bool,
+    /// The owner stamped on a Subscription (None for every other type).
+    pub owner: Option<String>,
+}
+
+impl Facts {
+    pub fn of(resource_type: &str, resource: &Value) -> Self {
+        Self {
+            resource_type: resource_type.to_owned(),
+            patient_id: app::fhir::patient_id(resource),
+            restricted: app::fhir::security_restricted(resource),
+            owner: (resource_type == "Subscription")
+                .then(|| crate::subscriptions::owner_of(resource).map(str::to_owned))
+                .flatten(),
+        }
+    }
+
+    /// The facts of a stored version. JSON that does not parse (never written by the store) is
+    /// judged restricted, so it reaches admins only.
+    pub fn of_json(resource_type: &str, json: &str) -> Self {
+        match serde_json::from_str::<Value>(json) {
+            Ok(resource) => Self::of(resource_type, &resource),
+            Err(_) => Self {
+                resource_type: resource_type.to_owned(),
+                patient_id: None,
+                restricted: true,
+                owner: None,
+            },
+        }
+    }
+
+    pub fn of_stored(stored: &Stored) -> Self {
+        Self::of_json(&stored.resource_type, &stored.json)
+    }
+
+}
+
+/// The facts of an event's version and of its resource's newest version (read with the event),
+/// worked out once per event however many recipients it has.
+#[derive(Debug, Clone)]
+pub struct EventFacts {
+    pub version: Facts,
+    pub newest: Facts,
+}
+
+impl EventFacts {
+    pub fn of(event: &EventRecord) -> Self {
+        let mut version = Facts::of_json(&event.resource_type, &event.resource_json);
+        version.patient_id = event.patient_id.clone();
+        let newest = Facts {
+            patient_id: event.newest.patient_id.clone(),
+            restricted: event.newest.restricted,
+            ..version.clone()
+        };
+        Self { version, newest }
+    }
+
+    /// Whether either version carries a restricting label.
+    pub fn restricted(&self) -> bool {
+        self.version.restricted || self.newest.restricted
     }
 }
 
-/// Checks that `user` may read `stored`; returns the patient it is about (for the audit).
-pub async fn check_read(
-    state: &AppState,
-    user: &AuthUser,
-    stored: &Stored,
-) -> Result<Option<String>, FhirError> {
-    let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
-    if stored.resource_type == "Subscription" && !crate::subscriptions::may_use(user, &resource) {
-        // Its criteria names the patients it watches: only its owner (and admins) may see it.
-        return Err(FhirError::NotFound(format!(
-            "{}/{} is not known",
-            stored.resource_type, stored.id
-        )));
-    }
-    let patient = app::fhir::patient_id(&resource);
-    let restricted = app::fhir::security_restricted(&resource);
-    if patient.is_none() && !restricted {
-        return Ok(None);
-    }
-    let visibility = visibility(state, user)
-        .await?
-        .for_type(user, &stored.resource_type);
-    if restricted && !visibility.allows_restricted(patient.as_deref()) {
-        return Err(FhirError::NotFound(format!(
-            "{}/{} is not known",
-            stored.resource_type, stored.id
-        )));
-    }
-    if let Some(patient) = &patient {
-        if !visibility.allows_patient(patient) {
-            return Err(FhirError::Forbidden(format!(
-                "you have no access to Patient/{patient}: not on their care team or unit"
-            )));
+/// The verdict on one version for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// About a patient the user may not see (a read answers 403).
+    Forbidden { patient_id: String },
+    /// Restricted, or a Subscription of someone else: even its existence is not revealed (404).
+    Hidden,
+}
+
+impl Verdict {
+    /// The stricter of two verdicts: hidden over forbidden over allowed.
+    fn and(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Hidden, _) | (_, Verdict::Hidden) => Verdict::Hidden,
+            (forbidden @ Verdict::Forbidden { .. }, _) | (_, forbidden @ Verdict::Forbidden { .. }) => {
+                forbidden
+            }
+            _ => Verdict::Allowed,
         }
     }
-    Ok(patient)
+
+    pub fn allowed(&self) -> bool {
+        *self == Verdict::Allowed
+    }
+
+    /// The answer a read gives for this verdict: the 403 names the patient, the 404 is exactly
+    /// what an id that does not exist answers.
+    pub fn into_result(self, resource_type: &str, id: &str) -> Result<(), FhirError> {
+        match self {
+            Verdict::Allowed => Ok(()),
+            Verdict::Forbidden { patient_id } => Err(FhirError::Forbidden(format!(
+                "you have no access to Patient/{patient_id}: not on their care team or unit"
+            ))),
+            Verdict::Hidden => Err(not_known(resource_type, id)),
+        }
+    }
+}
+
+/// The answer for a resource that does not exist, word for word.
+pub fn not_known(resource_type: &str, id: &str) -> FhirError {
+    FhirError::NotFound(format!("{resource_type}/{id} is not known"))
+}
+
+/// **The rule**, for one version on its own: may `user`, who sees `visibility` now, see it?
+pub fn judge(user: &AuthUser, visibility: &Visibility, facts: &Facts) -> Verdict {
+    if facts.resource_type == "Subscription" {
+        // Its criteria names the patients it watches: only its owner (and admins) may see it.
+        return if user.role == Role::Admin || facts.owner.as_deref() == Some(user.id.as_str()) {
+            Verdict::Allowed
+        } else {
+            Verdict::Hidden
+        };
+    }
+    let patient = facts.patient_id.as_deref();
+    if facts.restricted && !visibility.allows_restricted(patient) {
+        return Verdict::Hidden;
+    }
+    match patient {
+        Some(patient)
+            if !visibility.allows_patient(patient)
+                || (user.role == Role::Pharmacist
+                    && !PHARMACY_TYPES.contains(&facts.resource_type.as_str())) =>
+        {
+            Verdict::Forbidden {
+                patient_id: patient.to_owned(),
+            }
+        }
+        _ => Verdict::Allowed,
+    }
+}
+
+/// **The exit gate.** Every resource version that leaves the server — a read, a vread, each
+/// `_history` entry, each search match and `_include`d row, each socket frame, poll answer,
+/// Subscription notification and UI loader row — passes here: it leaves only when the version
+/// itself *and* the resource as it is now (`newest`, a deletion's tombstone included) pass the
+/// rule. A version filed on another patient, or a note labelled restricted later, therefore
+/// never leaks through an older version; one labelled earlier never leaks through a newer one.
+pub fn release(
+    user: &AuthUser,
+    visibility: &Visibility,
+    version: &Facts,
+    newest: Option<&Facts>,
+) -> Verdict {
+    let verdict = judge(user, visibility, version);
+    match newest {
+        Some(newest) if newest != version => verdict.and(judge(user, visibility, newest)),
+        _ => verdict,
+    }
+}
+
+/// The gate bound to one user for one request: their visibility computed once, now.
+pub struct Gate<'a> {
+    pub user: &'a AuthUser,
+    pub visibility: Visibility,
+}
+
+impl<'a> Gate<'a> {
+    pub async fn open(state: &AppState, user: &'a AuthUser) -> Result<Gate<'a>, FhirError> {
+        Ok(Gate {
+            user,
+            visibility: visibility(state, user).await?,
+        })
+    }
+
+    /// The visibility the store pushes into a search of `resource_type` (the same rule in SQL,
+    /// so pages and totals are right; every row is still judged here on its way out).
+    pub fn for_type(&self, resource_type: &str) -> Visibility {
+        self.visibility.clone().for_type(self.user, resource_type)
+    }
+
+    pub fn release(&self, version: &Facts, newest: Option<&Facts>) -> Verdict {
+        release(self.user, &self.visibility, version, newest)
+    }
+
+    /// A stored version whose resource's newest version is `newest`.
+    pub fn release_stored(&self, version: &Stored, newest: &Stored) -> Verdict {
+        let facts = Facts::of_stored(version);
+        if version.version_id == newest.version_id {
+            return self.release(&facts, None);
+        }
+        self.release(&facts, Some(&Facts::of_stored(newest)))
+    }
 }
 
 /// Whether `user` may join `room`, given their current `visibility`; `Err` carries the reason
@@ -163,22 +313,11 @@ pub fn may_join(user: &AuthUser, visibility: &Visibility, room: &Room) -> Result
     }
 }
 
-/// Whether one event's resource may be delivered to `user`: the same rule as a read, applied on
-/// every delivery so that a revoked access stops the flow without a reconnect.
-pub fn may_receive(
-    user: &AuthUser,
-    visibility: &Visibility,
-    resource_type: &str,
-    patient_id: Option<&str>,
-    restricted: bool,
-) -> bool {
-    if patient_id.is_some()
-        && user.role == Role::Pharmacist
-        && !PHARMACY_TYPES.contains(&resource_type)
-    {
-        return false;
-    }
-    visibility.allows(patient_id, restricted)
+/// Whether one event's version may be delivered to `user`: the exit gate on the event's version
+/// and its resource's newest version, applied on every delivery so that a revoked access stops
+/// the flow without a reconnect.
+pub fn may_receive(user: &AuthUser, visibility: &Visibility, facts: &EventFacts) -> bool {
+    release(user, visibility, &facts.version, Some(&facts.newest)).allowed()
 }
 
 /// The hand-off: an Encounter event in the `unit:{id}` room of a unit the user works on reaches
@@ -226,61 +365,105 @@ fn role_may_write(
     }
 }
 
-/// Checks that `user` may replace `previous` by `next` (either may be None: create / delete).
+/// What a write replaces: the stored resource as it is now — its live version, or a deletion's
+/// tombstone (which holds the deleted content).
+pub struct Overwritten<'a> {
+    pub id: &'a str,
+    pub resource: &'a Value,
+    /// False for a tombstone: the write re-creates the resource.
+    pub live: bool,
+}
+
+/// Checks that `user` may replace `before` by `after` (either may be None: create / delete).
+///
+/// What is overwritten is judged like a read (a tombstone included, so re-creating a deleted
+/// resource needs access to the patient it was about): one the user may not see at all answers
+/// exactly as an id that does not exist. What is written is judged by the rule too: moving a
+/// resource to another patient needs access to both.
 pub async fn check_write(
     state: &AppState,
     user: &AuthUser,
     resource_type: &str,
-    previous: Option<&Value>,
-    next: Option<&Value>,
+    before: Option<Overwritten<'_>>,
+    after: Option<&Value>,
 ) -> Result<(), FhirError> {
-    if !role_may_write(
-        user.role,
-        resource_type,
-        next.or(previous),
-        previous.is_none(),
-    ) {
+    let live = before.as_ref().filter(|b| b.live).map(|b| b.resource);
+    if !role_may_write(user.role, resource_type, after.or(live), live.is_none()) {
         return Err(FhirError::Forbidden(format!(
             "a {} may not {} {resource_type} resources",
             user.role.label().to_lowercase(),
-            if previous.is_none() {
-                "create"
-            } else {
-                "change"
-            }
+            if live.is_none() { "create" } else { "change" }
         )));
     }
-    let mut visibility = None;
-    for resource in [previous, next].into_iter().flatten() {
-        let patient = app::fhir::patient_id(resource);
-        let restricted = app::fhir::security_restricted(resource);
-        if patient.is_none() && !restricted {
-            continue;
-        }
-        if visibility.is_none() {
-            visibility = Some(
-                self::visibility(state, user)
-                    .await?
-                    .for_type(user, resource_type),
-            );
-        }
-        let Some(visibility) = &visibility else {
-            continue;
-        };
-        if let Some(patient) = &patient {
-            if !visibility.allows_patient(patient) {
+    if user.role == Role::Admin {
+        return Ok(());
+    }
+    let gate = Gate::open(state, user).await?;
+    if let Some(before) = &before {
+        gate.release(&Facts::of(resource_type, before.resource), None)
+            .into_result(resource_type, before.id)?;
+    }
+    // A new Subscription's owner is stamped after this check (subscriptions::prepare).
+    if let Some(after) = after.filter(|_| resource_type != "Subscription") {
+        match gate.release(&Facts::of(resource_type, after), None) {
+            Verdict::Allowed => {}
+            Verdict::Forbidden { patient_id } => {
                 return Err(FhirError::Forbidden(format!(
-                    "you have no access to Patient/{patient}: not on their care team or unit"
-                )));
+                    "you have no access to Patient/{patient_id}: not on their care team or unit"
+                )))
             }
-        }
-        if restricted && !visibility.allows_restricted(patient.as_deref()) {
-            return Err(FhirError::Forbidden(
-                "only physicians on the patient's care team may write restricted records".into(),
-            ));
+            Verdict::Hidden => {
+                return Err(FhirError::Forbidden(
+                    "only physicians on the patient's care team may write restricted records"
+                        .into(),
+                ))
+            }
         }
     }
     Ok(())
+}
+
+/// Checks that every resource `resource` refers to may be seen by the writer: a reference to one
+/// they may not see is answered exactly as a reference to one that does not exist (422), so a
+/// write cannot probe for a restricted note.
+pub async fn check_references(
+    state: &AppState,
+    user: &AuthUser,
+    resource_type: &str,
+    id: Option<&str>,
+    resource: &Value,
+) -> Result<(), FhirError> {
+    if user.role == Role::Admin {
+        return Ok(());
+    }
+    let references = crate::store::literal_references(resource);
+    if references.iter().all(|(rtype, _)| rtype.is_empty()) {
+        return Ok(());
+    }
+    let gate = Gate::open(state, user).await?;
+    // The same list, in the same order, as the store's own check names.
+    let mut missing = Vec::new();
+    for (rtype, target) in references {
+        if rtype.is_empty() {
+            missing.push(target);
+            continue;
+        }
+        if rtype == resource_type && Some(target.as_str()) == id {
+            continue;
+        }
+        let visible = match state.store.newest(&rtype, &target).await? {
+            Some(stored) if !stored.deleted => gate.release_stored(&stored, &stored).allowed(),
+            _ => false,
+        };
+        if !visible {
+            missing.push(format!("{rtype}/{target}"));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::store::StoreError::UnresolvedReferences(missing).into())
+    }
 }
 
 /// Only admins may read the audit trail.
@@ -332,20 +515,101 @@ mod tests {
         assert!(!role_may_write(Role::Admin, "AuditEvent", None, true));
     }
 
+    fn user(role: Role) -> AuthUser {
+        AuthUser {
+            id: "u1".into(),
+            name: "U".into(),
+            role,
+            session_id: "s".into(),
+            practitioner_id: None,
+            units: Vec::new(),
+            via_cookie: false,
+        }
+    }
+
+    fn facts(resource_type: &str, patient: Option<&str>, restricted: bool) -> Facts {
+        Facts {
+            resource_type: resource_type.into(),
+            patient_id: patient.map(str::to_owned),
+            restricted,
+            owner: None,
+        }
+    }
+
     #[test]
-    fn visibility_combines_patient_and_label() {
+    fn the_rule_combines_patient_type_and_label() {
         let visibility = Visibility {
             all_patients: false,
             patient_ids: vec!["p1".into(), "p2".into()],
             restricted_all: false,
             restricted_patient_ids: vec!["p1".into()],
         };
-        assert!(visibility.allows(Some("p1"), true));
-        assert!(visibility.allows(Some("p2"), false));
-        assert!(!visibility.allows(Some("p2"), true));
-        assert!(!visibility.allows(Some("p3"), false));
-        assert!(visibility.allows(None, false));
-        assert!(!visibility.allows(None, true));
+        let physician = user(Role::Physician);
+        let judge = |f: Facts| judge(&physician, &visibility, &f);
+        assert_eq!(judge(facts("Observation", Some("p1"), true)), Verdict::Allowed);
+        assert_eq!(judge(facts("Observation", Some("p2"), false)), Verdict::Allowed);
+        assert_eq!(judge(facts("Observation", Some("p2"), true)), Verdict::Hidden);
+        assert_eq!(
+            judge(facts("Observation", Some("p3"), false)),
+            Verdict::Forbidden {
+                patient_id: "p3".into()
+            }
+        );
+        assert_eq!(judge(facts("Location", None, false)), Verdict::Allowed);
+        assert_eq!(judge(facts("Location", None, true)), Verdict::Hidden);
+        let pharmacist = user(Role::Pharmacist);
+        assert!(judge_allows(&pharmacist, &visibility, "Observation"));
+        assert!(!judge_allows(&pharmacist, &visibility, "ServiceRequest"));
+    }
+
+    fn judge_allows(user: &AuthUser, visibility: &Visibility, resource_type: &str) -> bool {
+        judge(user, visibility, &facts(resource_type, Some("p2"), false)).allowed()
+    }
+
+    #[test]
+    fn a_version_leaves_only_with_the_resource_as_it_is_now() {
+        let visibility = Visibility {
+            all_patients: false,
+            patient_ids: vec!["seen".into()],
+            restricted_all: false,
+            restricted_patient_ids: Vec::new(),
+        };
+        let nurse = user(Role::Nurse);
+        let old = facts("DocumentReference", Some("seen"), false);
+        let labelled_now = facts("DocumentReference", Some("seen"), true);
+        assert_eq!(
+            release(&nurse, &visibility, &old, Some(&labelled_now)),
+            Verdict::Hidden,
+            "a label added later hides the earlier version"
+        );
+        assert_eq!(
+            release(&nurse, &visibility, &labelled_now, Some(&old)),
+            Verdict::Hidden,
+            "a label removed later still hides the labelled version"
+        );
+        let elsewhere = facts("DocumentReference", Some("other"), false);
+        assert_eq!(
+            release(&nurse, &visibility, &elsewhere, Some(&old)),
+            Verdict::Forbidden {
+                patient_id: "other".into()
+            },
+            "a version filed on another patient stays with that patient"
+        );
+        assert_eq!(release(&nurse, &visibility, &old, Some(&old)), Verdict::Allowed);
+    }
+
+    #[test]
+    fn subscriptions_are_their_owners_alone() {
+        let everything = Visibility::everything();
+        let mut subscription = facts("Subscription", None, false);
+        subscription.owner = Some("u1".into());
+        assert!(judge(&user(Role::Nurse), &everything, &subscription).allowed());
+        subscription.owner = Some("someone-else".into());
+        assert_eq!(
+            judge(&user(Role::Physician), &everything, &subscription),
+            Verdict::Hidden
+        );
+        assert!(judge(&user(Role::Admin), &everything, &subscription).allowed());
     }
 
     #[test]

@@ -158,9 +158,14 @@ impl ServerBackend {
             .search(&query, &visibility.clone().for_type(user, resource_type))
             .await
             .map_err(|e| failed(e.into()))?;
+        // The store applied the rule in SQL; every row is judged again at the exit gate.
         Ok(found
             .matches
             .iter()
+            .filter(|stored| {
+                access::release(user, visibility, &access::Facts::of_stored(stored), None)
+                    .allowed()
+            })
             .filter_map(|stored| serde_json::from_str(&stored.json).ok())
             .collect())
     }
@@ -254,7 +259,10 @@ impl ServerBackend {
             ));
         }
         let patient = match self.state.store.read("Patient", patient_id).await {
-            Ok(crate::store::ReadOutcome::Found(stored)) => {
+            Ok(crate::store::ReadOutcome::Found(stored))
+                if access::release(&user, &visibility, &access::Facts::of_stored(&stored), None)
+                    .allowed() =>
+            {
                 serde_json::from_str::<Value>(&stored.json)
                     .map_err(|e| BackendError::Failed(e.to_string()))?
             }

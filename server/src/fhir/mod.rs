@@ -24,14 +24,17 @@ use axum::{
 use serde_json::{json, Value};
 
 use crate::{
-    access,
+    access::{self, Gate},
     auth::AuthUser,
     state::AppState,
-    store::{Actor, AuditRecord, ReadOutcome, Stored, WriteOp, Written},
+    store::{Actor, AuditRecord, Stored, WriteOp, Written},
 };
 use error::{operation_outcome, FhirError, Issue, FHIR_JSON};
 use search::SearchQuery;
 use validate::{validate, Intent};
+
+/// How many versions `_history` reads at a time while it judges them.
+const HISTORY_CHUNK: usize = 200;
 
 /// The FHIR routes, to be nested at `/fhir/R4`.
 pub fn routes() -> Router<AppState> {
@@ -217,17 +220,16 @@ async fn run_search(
     if prefers_strict(headers) && !query.warnings.is_empty() {
         return Err(FhirError::BadRequest(query.warnings.join("; ")));
     }
-    let visibility = access::visibility(state, user).await?.for_type(user, rtype);
-    let mut page = state.store.search(&query, &visibility).await?;
-    if rtype == "Subscription" && user.role != crate::auth::Role::Admin {
-        // A Subscription's criteria names the patients it watches: only its owner sees it.
-        let before = page.matches.len() as i64;
-        page.matches.retain(|stored| {
-            serde_json::from_str::<Value>(&stored.json)
-                .is_ok_and(|resource| crate::subscriptions::may_use(user, &resource))
-        });
-        page.total -= before - page.matches.len() as i64;
-    }
+    let gate = Gate::open(state, user).await?;
+    let mut page = state.store.search(&query, &gate.for_type(rtype)).await?;
+    // The store applied the rule in SQL for the searched type; every row that leaves is judged
+    // again here on its own type, patient and label: an included row by *its* type.
+    let before = page.matches.len() as i64;
+    page.matches
+        .retain(|stored| gate.release(&access::Facts::of_stored(stored), None).allowed());
+    page.total -= before - page.matches.len() as i64;
+    page.included
+        .retain(|stored| gate.release(&access::Facts::of_stored(stored), None).allowed());
 
     let self_url = page_url(&base, rtype, &pairs, None);
     let mut links = vec![("self", self_url)];
@@ -324,17 +326,27 @@ async fn read(
     if rtype == "AuditEvent" {
         return audit_read(&state, &user, &id).await;
     }
-    match state.store.read(&rtype, &id).await? {
-        ReadOutcome::NotFound => Err(FhirError::NotFound(format!("{rtype}/{id} is not known"))),
-        ReadOutcome::Gone(version) => Err(FhirError::Gone(format!(
-            "{rtype}/{id} was deleted (version {version})"
-        ))),
-        ReadOutcome::Found(stored) => {
-            let patient = access::check_read(&state, &user, &stored).await?;
-            audit(&state, &user, "read", &rtype, Some(&id), patient, None);
-            Ok(resource_response(&stored))
-        }
+    let newest = state
+        .store
+        .newest(&rtype, &id)
+        .await?
+        .ok_or_else(|| access::not_known(&rtype, &id))?;
+    let gate = Gate::open(&state, &user).await?;
+    gate.release_stored(&newest, &newest)
+        .into_result(&rtype, &id)?;
+    if newest.deleted {
+        return Err(FhirError::Gone(format!(
+            "{rtype}/{id} was deleted (version {})",
+            newest.version_id
+        )));
     }
+    audit(&state, &user, "read", &rtype, Some(&id), patient_of(&newest), None);
+    Ok(resource_response(&newest))
+}
+
+/// The patient a stored version is about (for the audit).
+fn patient_of(stored: &Stored) -> Option<String> {
+    access::Facts::of_stored(stored).patient_id
 }
 
 async fn vread(
@@ -349,18 +361,29 @@ async fn vread(
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| FhirError::BadRequest(format!("{vid:?} is not a version id")))?;
+    // The resource as a whole first: a hidden one answers exactly as an unknown id, whatever
+    // the version asked for.
+    let newest = state
+        .store
+        .newest(&rtype, &id)
+        .await?
+        .ok_or_else(|| access::not_known(&rtype, &id))?;
+    let gate = Gate::open(&state, &user).await?;
+    gate.release_stored(&newest, &newest)
+        .into_result(&rtype, &id)?;
     let stored = state
         .store
         .vread(&rtype, &id, version)
         .await?
         .ok_or_else(|| FhirError::NotFound(format!("{rtype}/{id} has no version {version}")))?;
-    let patient = access::check_read(&state, &user, &stored).await?;
+    gate.release_stored(&stored, &newest)
+        .into_result(&rtype, &id)?;
     if stored.deleted {
         return Err(FhirError::Gone(format!(
             "version {version} of {rtype}/{id} is its deletion"
         )));
     }
-    audit(&state, &user, "vread", &rtype, Some(&id), patient, None);
+    audit(&state, &user, "vread", &rtype, Some(&id), patient_of(&stored), None);
     Ok(resource_response(&stored))
 }
 
@@ -394,22 +417,47 @@ async fn history(
             _ => {}
         }
     }
-    let (total, versions) = state.store.history(&rtype, &id, count, offset).await?;
-    let Some(newest) = versions.first().cloned().or(if total > 0 {
-        state
+    let newest = state
+        .store
+        .newest(&rtype, &id)
+        .await?
+        .ok_or_else(|| access::not_known(&rtype, &id))?;
+    let gate = Gate::open(&state, &user).await?;
+    let newest_facts = access::Facts::of_stored(&newest);
+    gate.release(&newest_facts, None).into_result(&rtype, &id)?;
+    // Every version is judged on its own (and with the resource as it is now); the page and its
+    // total count only the versions that pass, walked in chunks so none is held longer than
+    // needed, however long the history.
+    let mut total: i64 = 0;
+    let mut versions = Vec::new();
+    let mut below = i64::MAX;
+    loop {
+        let chunk = state
             .store
-            .history(&rtype, &id, 1, 0)
-            .await?
-            .1
-            .into_iter()
-            .next()
-    } else {
-        None
-    }) else {
-        return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
-    };
-    let patient = access::check_read(&state, &user, &newest).await?;
-    audit(&state, &user, "history", &rtype, Some(&id), patient, None);
+            .versions_below(&rtype, &id, below, HISTORY_CHUNK)
+            .await?;
+        let Some(last) = chunk.last() else { break };
+        below = last.version_id;
+        for version in chunk {
+            let facts = access::Facts::of_stored(&version);
+            if !gate.release(&facts, Some(&newest_facts)).allowed() {
+                continue;
+            }
+            if total as usize >= offset && versions.len() < count {
+                versions.push(version);
+            }
+            total += 1;
+        }
+    }
+    audit(
+        &state,
+        &user,
+        "history",
+        &rtype,
+        Some(&id),
+        newest_facts.patient_id.clone(),
+        None,
+    );
     let base = base_url(&headers);
     let self_url = format!("{base}/{rtype}/{id}/_history");
     let mut links = vec![("self", self_url.clone())];
@@ -552,6 +600,7 @@ async fn create(
         map.remove("id");
     }
     access::check_write(&state, &user, &rtype, None, Some(&resource)).await?;
+    access::check_references(&state, &user, &rtype, None, &resource).await?;
     // Subscriptions: one creation at a time, so the per-user cap holds, and answered only once
     // the matcher has registered it (events committed after the answer are notified).
     let _creating = if rtype == "Subscription" {
@@ -598,11 +647,15 @@ async fn update(
     let if_match = if_match(&headers)?;
     let mut resource = read_body(&state, &headers, body).await?;
     validate(&rtype, &resource, Intent::Update, Some(&id)).map_err(FhirError::Invalid)?;
-    let previous = match state.store.read(&rtype, &id).await? {
-        ReadOutcome::Found(stored) => serde_json::from_str::<Value>(&stored.json).ok(),
-        _ => None,
-    };
-    access::check_write(&state, &user, &rtype, previous.as_ref(), Some(&resource)).await?;
+    let stored = stored_value(&state, &rtype, &id).await?;
+    let previous = stored.as_ref().filter(|(_, live)| *live).map(|(v, _)| v.clone());
+    let before = stored.as_ref().map(|(resource, live)| access::Overwritten {
+        id: &id,
+        resource,
+        live: *live,
+    });
+    access::check_write(&state, &user, &rtype, before, Some(&resource)).await?;
+    access::check_references(&state, &user, &rtype, Some(&id), &resource).await?;
     if rtype == "Subscription" {
         if previous
             .as_ref()
@@ -630,6 +683,21 @@ async fn update(
     Ok(write_response(&written, status, &headers))
 }
 
+/// The stored resource as it is now, parsed, and whether it is live (false: a deletion's
+/// tombstone, which holds the deleted content).
+async fn stored_value(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+) -> Result<Option<(Value, bool)>, FhirError> {
+    let Some(stored) = state.store.newest(rtype, id).await? else {
+        return Ok(None);
+    };
+    let resource = serde_json::from_str::<Value>(&stored.json)
+        .map_err(|e| FhirError::Internal(format!("{rtype}/{id} is stored unreadably: {e}")))?;
+    Ok(Some((resource, !stored.deleted)))
+}
+
 async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
@@ -642,16 +710,18 @@ async fn delete(
         return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
     }
     let if_match = if_match(&headers)?;
-    let previous = match state.store.read(&rtype, &id).await? {
-        ReadOutcome::Found(stored) => serde_json::from_str::<Value>(&stored.json).ok(),
-        ReadOutcome::Gone(_) => None,
-        ReadOutcome::NotFound => {
-            return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")))
-        }
+    let Some((stored, live)) = stored_value(&state, &rtype, &id).await? else {
+        return Err(access::not_known(&rtype, &id));
     };
-    if previous.is_some() {
-        access::check_write(&state, &user, &rtype, previous.as_ref(), None).await?;
-    }
+    // Deleting a deleted resource changes nothing, but is judged all the same: a restricted
+    // one answers as an unknown id.
+    let before = access::Overwritten {
+        id: &id,
+        resource: &stored,
+        live,
+    };
+    access::check_write(&state, &user, &rtype, Some(before), None).await?;
+    let previous = live.then_some(stored);
     if rtype == "Subscription"
         && previous
             .as_ref()

@@ -36,11 +36,13 @@ use futures_util::{
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    dispatcher::{may_deliver, restricted, update_frame, AccessCache},
+    dispatcher::{may_deliver, update_frame, AccessCache},
     hub::{CloseOrder, ConnHandle, Outgoing, Sub},
 };
 use crate::{
-    access, auth, auth::AuthUser, fhir::error::FhirError, state::AppState, store::Visibility,
+    access::{self, EventFacts},
+    auth,
+    auth::AuthUser, fhir::error::FhirError, state::AppState, store::Visibility,
 };
 
 /// Largest client frame accepted; larger ones close the socket with 1009.
@@ -618,7 +620,7 @@ async fn replay_events(
                 continue;
             }
             let allowed = visibility.as_ref().is_some_and(|visibility| {
-                may_deliver(&handle.user, visibility, event, restricted(event))
+                may_deliver(&handle.user, visibility, event, &EventFacts::of(event))
             });
             if !allowed {
                 continue;

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::hub::{CloseOrder, Outgoing};
 use crate::{
-    access,
+    access::{self, EventFacts},
     auth::{AuthUser, Role},
     state::AppState,
     store::{EventRecord, Visibility},
@@ -85,29 +85,17 @@ pub fn update_frame(event: &EventRecord) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default())
 }
 
-/// Whether the event's resource carries a restricting security label.
-pub fn restricted(event: &EventRecord) -> bool {
-    serde_json::from_str::<serde_json::Value>(&event.resource_json)
-        .map(|resource| app::fhir::security_restricted(&resource))
-        .unwrap_or(true)
-}
-
 /// The per-delivery check of live delivery, replay and the long poll: may `user`, who sees
-/// `visibility` now, receive `event` (`restricted`: its resource carries a restricting label)?
-/// The read rule, or the unit hand-off.
+/// `visibility` now, receive the event whose facts are `facts`? The exit gate, or the unit
+/// hand-off.
 pub fn may_deliver(
     user: &AuthUser,
     visibility: &Visibility,
     event: &EventRecord,
-    restricted: bool,
+    facts: &EventFacts,
 ) -> bool {
-    access::may_receive(
-        user,
-        visibility,
-        &event.resource_type,
-        event.patient_id.as_deref(),
-        restricted,
-    ) || access::unit_handoff(user, &event.resource_type, &event.rooms, restricted)
+    access::may_receive(user, visibility, facts)
+        || access::unit_handoff(user, &event.resource_type, &event.rooms, facts.restricted())
 }
 
 /// What each connected user may see, computed once per user and reused until invalidated.
@@ -260,10 +248,10 @@ async fn dispatch(
         return;
     }
     let frame = update_frame(event);
-    let restricted = restricted(event);
+    let facts = EventFacts::of(event);
     for handle in &recipients {
         let allowed = match cache.get(state, &handle.user).await {
-            Some(visibility) => may_deliver(&handle.user, &visibility, event, restricted),
+            Some(visibility) => may_deliver(&handle.user, &visibility, event, &facts),
             None => false,
         };
         if !allowed {

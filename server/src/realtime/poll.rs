@@ -25,11 +25,11 @@ use axum::{
 
 use super::{
     connection::{self, Checked, Refusal, MAX_ROOMS, MAX_SUBSCRIPTIONS},
-    dispatcher::{may_deliver, restricted, update_frame},
+    dispatcher::{may_deliver, update_frame},
     hub::Sub,
 };
 use crate::{
-    access,
+    access::{self, EventFacts},
     auth::{self, AuthUser},
     fhir::error::FhirError,
     metrics::Metrics,
@@ -379,7 +379,7 @@ impl Scan {
                         )?);
                     }
                     let allowed = self.visibility.as_ref().is_some_and(|visibility| {
-                        may_deliver(user, visibility, event, restricted(event))
+                        may_deliver(user, visibility, event, &EventFacts::of(event))
                     });
                     if allowed {
                         self.updates.push(update_frame(event));

@@ -100,6 +100,17 @@ pub struct EventRecord {
     /// The JSON text of the version the event concerns.
     #[serde(skip)]
     pub resource_json: Arc<str>,
+    /// What the access policy needs of the resource's newest version, read with the event: a
+    /// version leaves the server only when the resource as it is now may be seen too.
+    #[serde(skip)]
+    pub newest: NewestFacts,
+}
+
+/// The patient and the label of a resource's newest version (a deletion's tombstone included).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewestFacts {
+    pub patient_id: Option<String>,
+    pub restricted: bool,
 }
 
 /// What the subscription matcher keeps per Subscription.
@@ -375,15 +386,22 @@ impl Store {
         on_backend!(self.vread(resource_type, id, version_id))
     }
 
-    /// Versions of one resource, newest first, and the total number of versions.
-    pub async fn history(
+    /// The resource's newest version, a deletion's tombstone included (it holds the deleted
+    /// content, so the access policy can still judge it).
+    pub async fn newest(&self, resource_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        on_backend!(self.newest(resource_type, id))
+    }
+
+    /// Up to `limit` versions of one resource older than `below`, newest first: `_history` walks
+    /// a resource's versions in such chunks, so it judges every version without holding them all.
+    pub async fn versions_below(
         &self,
         resource_type: &str,
         id: &str,
-        count: usize,
-        offset: usize,
-    ) -> Result<(i64, Vec<Stored>), StoreError> {
-        on_backend!(self.history(resource_type, id, count, offset))
+        below: i64,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        on_backend!(self.versions_below(resource_type, id, below, limit))
     }
 
     pub async fn search(

@@ -282,43 +282,52 @@ impl PgStore {
         }))
     }
 
-    pub async fn history(
+    pub async fn newest(&self, resource_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        let row: Option<(i64, String, bool, String)> = sqlx::query_as(
+            "SELECT version_id, last_updated, deleted, content FROM resources WHERE rtype = $1 AND id = $2",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(|(version_id, last_updated, deleted, content)| Stored {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version_id,
+            last_updated,
+            deleted,
+            json: Arc::from(content),
+        }))
+    }
+
+    pub async fn versions_below(
         &self,
         resource_type: &str,
         id: &str,
-        count: usize,
-        offset: usize,
-    ) -> Result<(i64, Vec<Stored>), StoreError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM resource_history WHERE rtype = $1 AND id = $2",
-        )
-        .bind(resource_type)
-        .bind(id)
-        .fetch_one(&self.readers)
-        .await?;
+        below: i64,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
         let rows: Vec<(i64, String, bool, String)> = sqlx::query_as(
             "SELECT version_id, last_updated, deleted, content FROM resource_history
-             WHERE rtype = $1 AND id = $2 ORDER BY version_id DESC LIMIT $3 OFFSET $4",
+             WHERE rtype = $1 AND id = $2 AND version_id < $3 ORDER BY version_id DESC LIMIT $4",
         )
         .bind(resource_type)
         .bind(id)
-        .bind(count as i64)
-        .bind(offset as i64)
+        .bind(below)
+        .bind(limit as i64)
         .fetch_all(&self.readers)
         .await?;
-        Ok((
-            total,
-            rows.into_iter()
-                .map(|(version_id, last_updated, deleted, content)| Stored {
-                    resource_type: resource_type.to_owned(),
-                    id: id.to_owned(),
-                    version_id,
-                    last_updated,
-                    deleted,
-                    json: Arc::from(content),
-                })
-                .collect(),
-        ))
+        Ok(rows
+            .into_iter()
+            .map(|(version_id, last_updated, deleted, content)| Stored {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                version_id,
+                last_updated,
+                deleted,
+                json: Arc::from(content),
+            })
+            .collect())
     }
 
     pub async fn search(
@@ -417,10 +426,11 @@ impl PgStore {
     ) -> Result<Vec<EventRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.seq, e.event_type, e.action, e.resource_type, e.resource_id, e.version_id,
-                    e.patient_id, e.rooms, e.user_id, e.ts, h.content
+                    e.patient_id, e.rooms, e.user_id, e.ts, h.content, cur.patient_id, cur.restricted
              FROM event_log e
              JOIN resource_history h
                ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             LEFT JOIN resources cur ON cur.rtype = e.resource_type AND cur.id = e.resource_id
              WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
         )
         .bind(after)
@@ -537,11 +547,12 @@ impl PgStore {
     ) -> Result<Vec<(String, i64, EventRecord)>, StoreError> {
         let rows = sqlx::query(
             "SELECT n.subscription_id, n.event_number, e.seq, e.event_type, e.action, e.resource_type,
-                    e.resource_id, e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content
+                    e.resource_id, e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content, cur.patient_id, cur.restricted
              FROM subscription_events n
              JOIN event_log e ON e.seq = n.seq
              JOIN resource_history h
                ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             LEFT JOIN resources cur ON cur.rtype = e.resource_type AND cur.id = e.resource_id
              WHERE n.seq > $1 AND n.seq <= $2
              ORDER BY n.seq, n.subscription_id",
         )
@@ -562,10 +573,11 @@ impl PgStore {
     ) -> Result<Vec<EventRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.seq, e.event_type, e.action, e.resource_type, e.resource_id, e.version_id,
-                    e.patient_id, e.rooms, e.user_id, e.ts, h.content
+                    e.patient_id, e.rooms, e.user_id, e.ts, h.content, cur.patient_id, cur.restricted
              FROM event_log e
              JOIN resource_history h
                ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             LEFT JOIN resources cur ON cur.rtype = e.resource_type AND cur.id = e.resource_id
              WHERE e.seq > $1 AND e.seq <= $2 AND e.resource_type = 'Subscription' ORDER BY e.seq",
         )
         .bind(after)
@@ -586,11 +598,12 @@ impl PgStore {
     ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
         let rows = sqlx::query(
             "SELECT n.event_number, e.seq, e.event_type, e.action, e.resource_type, e.resource_id,
-                    e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content
+                    e.version_id, e.patient_id, e.rooms, e.user_id, e.ts, h.content, cur.patient_id, cur.restricted
              FROM subscription_events n
              JOIN event_log e ON e.seq = n.seq
              JOIN resource_history h
                ON h.rtype = e.resource_type AND h.id = e.resource_id AND h.version_id = e.version_id
+             LEFT JOIN resources cur ON cur.rtype = e.resource_type AND cur.id = e.resource_id
              WHERE n.subscription_id = $1 AND n.event_number > $2 AND n.event_number <= $3
              ORDER BY n.event_number LIMIT $4",
         )
@@ -990,7 +1003,8 @@ fn stamp(content: &mut Value, id: &str, version_id: i64, now: &str) {
 }
 
 /// An event log row (columns `seq, event_type, action, resource_type, resource_id, version_id,
-/// patient_id, rooms, user_id, ts, content`) starting at column `at`.
+/// patient_id, rooms, user_id, ts, content`, then the resource's newest `patient_id, restricted`)
+/// starting at column `at`.
 fn event_from_row(row: &sqlx::postgres::PgRow, at: usize) -> Result<EventRecord, StoreError> {
     let event_type: String = row.get(at + 1);
     let action: String = row.get(at + 2);
@@ -1010,6 +1024,10 @@ fn event_from_row(row: &sqlx::postgres::PgRow, at: usize) -> Result<EventRecord,
         user_id: row.get(at + 8),
         timestamp: row.get(at + 9),
         resource_json: Arc::from(content),
+        newest: super::NewestFacts {
+            patient_id: row.get(at + 11),
+            restricted: row.get::<Option<bool>, _>(at + 12).unwrap_or(true),
+        },
     })
 }
 

@@ -49,7 +49,7 @@ use crate::{
     access,
     auth::{AuthUser, Role},
     fhir::{date::format_instant, error::FhirError, fhir_json},
-    realtime::dispatcher::{restricted, AccessCache, ACCESS_TYPES},
+    realtime::dispatcher::{AccessCache, ACCESS_TYPES},
     state::AppState,
     store::{EventRecord, ReadOutcome, SubscriptionState},
 };
@@ -421,13 +421,42 @@ pub fn heartbeat(active: &Active) -> String {
 }
 
 /// One `event-notification` Bundle; `focus` is the event's [`focus_entry`].
-pub fn notification(active: &Active, number: i64, event: &EventRecord, focus: &str) -> String {
+/// An `event-notification` Bundle; `focus` is the focus entry, left out (the number still sent,
+/// so the numbering stays gap-free) when the owner may no longer see the focus resource.
+pub fn notification(
+    active: &Active,
+    number: i64,
+    event: &EventRecord,
+    focus: Option<&str>,
+) -> String {
     let mut at_event = active.clone();
     at_event.count = number;
     bundle(
         status(&at_event, "event-notification", &[(number, event)]),
-        &[focus],
+        focus.as_slice(),
     )
+}
+
+/// A Subscription owner as the exit gate sees them now: who they are and what they may see.
+pub struct OwnerAccess {
+    user: AuthUser,
+    visibility: crate::store::Visibility,
+}
+
+impl OwnerAccess {
+    /// The owner's access now; `None` for an unknown or deactivated account (nothing leaves).
+    pub async fn load(state: &AppState, owner_id: &str) -> Option<Self> {
+        let user = load_user(state, owner_id).await?;
+        let visibility = access::visibility(state, &user).await.ok()?;
+        Some(Self { user, visibility })
+    }
+
+    /// The focus entry of `event` if it may leave for the owner now (the gate on the event's
+    /// version and its resource's newest version), checked again at every delivery.
+    pub fn focus(&self, event: &EventRecord, base: &str) -> Option<String> {
+        access::may_receive(&self.user, &self.visibility, &access::EventFacts::of(event))
+            .then(|| focus_entry(event, base))
+    }
 }
 
 /// Starts the matcher, on whichever node holds the matcher lease (on SQLite: this one), and this
@@ -549,7 +578,7 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 if matched.is_empty() {
                     continue;
                 }
-                let restricted = restricted(event);
+                let event_facts = access::EventFacts::of(event);
                 for (id, owner_id) in matched {
                     let owner = match owners.get(&owner_id) {
                         Some(owner) => owner.clone(),
@@ -563,13 +592,7 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                     let Some(visibility) = access.get(state, &owner).await else {
                         continue;
                     };
-                    if !access::may_receive(
-                        &owner,
-                        &visibility,
-                        &event.resource_type,
-                        event.patient_id.as_deref(),
-                        restricted,
-                    ) {
+                    if !access::may_receive(&owner, &visibility, &event_facts) {
                         continue;
                     }
                     let Some(active) = active.get_mut(&id) else {
@@ -639,25 +662,35 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
             let changes = store.subscription_writes(position, target).await?;
             let notifications = store.notifications_between(position, target).await?;
             let mut changes = changes.into_iter().peekable();
-            let mut focus: HashMap<i64, String> = HashMap::new();
+            let mut focus: HashMap<(String, i64), Option<String>> = HashMap::new();
+            let mut owners: HashMap<String, Option<OwnerAccess>> = HashMap::new();
             for (id, number, event) in &notifications {
                 // Subscription writes before this event apply first (a Subscription event
                 // itself is never a notification).
                 while let Some(change) = changes.next_if(|c| c.seq < event.seq) {
                     apply_to_registry(registry, &change);
                 }
-                let text = {
+                let active = {
                     let mut inner = registry.lock();
                     let Some(active) = inner.active.get_mut(id) else {
                         continue;
                     };
                     active.count = active.count.max(*number);
-                    let active = active.clone();
-                    drop(inner);
+                    active.clone()
+                };
+                let text = {
+                    if !owners.contains_key(&active.owner) {
+                        let owner = OwnerAccess::load(state, &active.owner).await;
+                        owners.insert(active.owner.clone(), owner);
+                    }
                     let entry = focus
-                        .entry(event.seq)
-                        .or_insert_with(|| focus_entry(event, &base));
-                    notification(&active, *number, event, entry)
+                        .entry((active.owner.clone(), event.seq))
+                        .or_insert_with(|| {
+                            owners
+                                .get(&active.owner)
+                                .and_then(|owner| owner.as_ref()?.focus(event, &base))
+                        });
+                    notification(&active, *number, event, entry.as_deref())
                 };
                 registry.deliver(
                     id,
@@ -874,13 +907,7 @@ async fn events(
         .iter()
         .map(|(_, e)| e)
         .filter(|e| {
-            access::may_receive(
-                &user,
-                &visibility,
-                &e.resource_type,
-                e.patient_id.as_deref(),
-                restricted(e),
-            )
+            access::may_receive(&user, &visibility, &access::EventFacts::of(e))
         })
         .map(|e| focus_entry(e, &base))
         .collect();

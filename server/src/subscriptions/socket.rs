@@ -28,7 +28,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::{focus_entry, handshake, heartbeat, notification, Binding};
+use super::{handshake, heartbeat, notification, Binding, OwnerAccess};
 use crate::{auth::Purpose, fhir::error::operation_outcome, fhir::error::Issue, state::AppState};
 
 /// One frame for a subscription socket.
@@ -286,11 +286,13 @@ async fn catch_up(
         if rows.is_empty() {
             return last;
         }
+        let owner = OwnerAccess::load(state, &active.owner).await;
         for (number, event) in &rows {
+            let focus = owner.as_ref().and_then(|owner| owner.focus(event, &base));
             let frame = Frame {
                 subscription: Some(subscription.to_owned()),
                 number: Some(*number),
-                text: notification(&active, *number, event, &focus_entry(event, &base)).into(),
+                text: notification(&active, *number, event, focus.as_deref()).into(),
             };
             if queue.send(frame).await.is_err() {
                 return last;

@@ -11,6 +11,7 @@ mod event_log;
 mod fhir_crud;
 mod fhir_errors;
 mod fhir_search;
+mod gate;
 mod helpers;
 mod intake_fuzz;
 mod pg_cluster;

@@ -27,8 +27,11 @@ async fn demo_data_is_seeded_through_the_store_once() {
     assert_eq!(store.count("Patient").await.unwrap(), 40);
     assert!(store.count("Location").await.unwrap() >= 3);
     // Loaded through the store: every resource has a history row and at least one event.
-    let (versions, history) = store.history("Patient", "pat-001", 10, 0).await.unwrap();
-    assert_eq!(versions, 1);
+    let history = store
+        .versions_below("Patient", "pat-001", i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
     assert_eq!(history[0].version_id, 1);
     let events = store.events_after(0, 100_000).await.unwrap();
     let total: i64 = [

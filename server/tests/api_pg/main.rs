@@ -15,6 +15,8 @@ mod event_log;
 mod fhir_crud;
 #[path = "../api/fhir_search.rs"]
 mod fhir_search;
+#[path = "../api/gate.rs"]
+mod gate;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/multinode.rs"]
