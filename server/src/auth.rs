@@ -774,12 +774,7 @@ pub async fn refresh_session(
             session_id,
             user_id,
         } => {
-            state.auth.forget_session(&session_id);
-            state.hub.close_session(
-                &session_id,
-                app::wire::CLOSE_UNAUTHORIZED,
-                "session revoked",
-            );
+            crate::sessions::end(state, &session_id, "session revoked");
             let address = client_address(headers, None);
             audit_auth(
                 &state.store,
@@ -830,10 +825,7 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) {
     {
         tracing::warn!(%error, "could not revoke a session at sign-out");
     }
-    state.auth.forget_session(&sid);
-    state
-        .hub
-        .close_session(&sid, app::wire::CLOSE_UNAUTHORIZED, "signed out");
+    crate::sessions::end(state, &sid, "signed out");
     audit_auth(
         &state.store,
         Some(data.claims.sub),

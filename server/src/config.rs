@@ -43,6 +43,9 @@ pub struct Config {
     pub ws_queue_frames: usize,
     /// Active FHIR Subscriptions one user may hold.
     pub max_subscriptions_per_user: usize,
+    /// How often the sessions behind this node's sockets and held polls are re-checked in the
+    /// database: the longest a socket outlives its session when every notice of the end is lost.
+    pub session_recheck: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -66,6 +69,7 @@ impl fmt::Debug for Config {
                 "max_subscriptions_per_user",
                 &self.max_subscriptions_per_user,
             )
+            .field("session_recheck", &self.session_recheck)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl Default for Config {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             ws_queue_frames: 4096,
             max_subscriptions_per_user: 25,
+            session_recheck: Duration::from_secs(5),
         }
     }
 }
@@ -170,6 +175,11 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "--max-subscriptions-per-user",
         "ROUNDS_MAX_SUBSCRIPTIONS_PER_USER",
         "active FHIR Subscriptions one user may hold [25]",
+    ),
+    (
+        "--session-recheck-ms",
+        "ROUNDS_SESSION_RECHECK_MS",
+        "ms between re-checks of the sessions behind open sockets; the longest a socket outlives its session [5000]",
     ),
 ];
 
@@ -302,6 +312,14 @@ impl Config {
                 "--max-subscriptions-per-user" => {
                     config.max_subscriptions_per_user = parse_positive(&value)
                         .ok_or_else(|| invalid("expected a positive integer"))?
+                }
+                "--session-recheck-ms" => {
+                    config.session_recheck = Duration::from_millis(
+                        parse_positive(&value)
+                            .filter(|ms| *ms >= 100)
+                            .ok_or_else(|| invalid("expected milliseconds, at least 100"))?
+                            as u64,
+                    )
                 }
                 _ => unreachable!("flags are checked against OPTIONS above"),
             }

@@ -12,6 +12,7 @@ pub mod fhir;
 pub mod metrics;
 pub mod realtime;
 pub mod seed;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -77,6 +77,7 @@ impl Application {
             hub,
             metrics,
             subscriptions: crate::subscriptions::Subscriptions::new(),
+            sessions: crate::sessions::Sessions::new(),
             auth: Arc::new(AuthKeys::new(
                 &config.jwt_secret,
                 config.secure_cookies,
@@ -91,6 +92,7 @@ impl Application {
         crate::realtime::spawn_retention(state.clone());
         crate::subscriptions::spawn_matcher(state.clone());
         spawn_revocations(state.clone());
+        crate::sessions::spawn_recheck(state.clone());
         Ok(Self {
             listener,
             local_addr,
@@ -180,15 +182,8 @@ fn spawn_revocations(state: AppState) {
     tokio::spawn(async move {
         loop {
             match revoked.recv().await {
-                Ok(session_id) => {
-                    state.auth.forget_session(&session_id);
-                    state.hub.close_session(
-                        &session_id,
-                        app::wire::CLOSE_UNAUTHORIZED,
-                        "session revoked",
-                    );
-                }
-                // Missed some: the session checks (which read the database) catch those.
+                Ok(session_id) => crate::sessions::end(&state, &session_id, "session revoked"),
+                // Missed some: the re-check of the held sessions catches those.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "revocation notices lagged");
                 }

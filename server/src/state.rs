@@ -6,8 +6,8 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::AuthKeys, config::Config, metrics::Metrics, realtime::Hub, store::Store,
-    subscriptions::Subscriptions,
+    auth::AuthKeys, config::Config, metrics::Metrics, realtime::Hub, sessions::Sessions,
+    store::Store, subscriptions::Subscriptions,
 };
 
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Active FHIR Subscriptions and the sockets bound to them.
     pub subscriptions: Arc<Subscriptions>,
+    /// The sessions behind this node's open sockets and held polls.
+    pub sessions: Arc<Sessions>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -3,7 +3,8 @@
 //! Where it sits: step 4 of the event path. The writer drains the connection's bounded queue (fed
 //! by the dispatcher, by replay and by replies) and flushes once per drain, so a busy socket costs
 //! one syscall per batch, not per frame; it also sends heartbeats and closes the socket at token
-//! expiry or when ordered (4408 too slow, 4401 signed out, 1001 shutdown after flushing). The reader
+//! expiry or when ordered (4408 too slow, 4401 signed out, 1001 shutdown after flushing): an order
+//! interrupts a write the client is slow to take, so the close frame still follows. The reader
 //! parses client messages; bad input gets an `error` frame or a close code, never a panic.
 //!
 //! What it must never do: send an event the user may not see, or let one socket slow another.
@@ -55,6 +56,9 @@ pub const MAX_ROOMS: usize = 512;
 const WRITE_BATCH: usize = 256;
 /// Events read from the log per replay query.
 const REPLAY_BATCH: usize = 512;
+/// How long a closing socket may take to write its close frame (and, at a shutdown, what was
+/// queued before it); a client that does not read is dropped after that.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
 /// `GET /ws`.
 pub async fn handler(
@@ -123,6 +127,8 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
     let opened = Instant::now();
     let (queue, frames) = mpsc::channel(state.config.ws_queue_frames);
     let (handle, closed) = state.hub.connect(user, queue.clone());
+    // Re-checked while the socket is open; its end reaches the socket through the hub.
+    let _session = state.sessions.hold(&handle.user.session_id);
     let connection_id = uuid::Uuid::new_v4().to_string();
     tracing::debug!(%connection_id, user = %handle.user.id, "socket open");
     let welcome = ServerMessage::Welcome(wire::Welcome {
@@ -159,15 +165,16 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
             // its close answered is gone from the registry.
             state.hub.disconnect(handle.id);
             handle.close(order.unwrap_or(CloseOrder { code: 1000, reason: "" }));
-            if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+            if tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(1), &mut writer).await.is_err() {
                 writer.abort();
             }
         }
         _ = &mut writer => {}
-        _ = async { drop(ordered.wait_for(|order| order.is_some()).await) } => {
-            // A writer stuck on a socket that does not drain never sees the order: give it a
-            // moment to write the close frame, then drop the connection.
-            if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        _ = ordered_close(&mut ordered) => {
+            // Nothing more is routed to it (the hub skips a closing connection); the writer
+            // leaves whatever it was writing and gives the client CLOSE_WITHIN to take the close
+            // frame. It stays registered until then, so a shutdown waits for it.
+            if tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(1), &mut writer).await.is_err() {
                 writer.abort();
             }
         }
@@ -204,11 +211,7 @@ async fn write_loop(
     let order = loop {
         tokio::select! {
             biased;
-            _ = closed.changed() => {
-                if let Some(order) = *closed.borrow() {
-                    break order;
-                }
-            }
+            order = ordered_close(&mut closed) => break order,
             _ = &mut expiry => {
                 break CloseOrder { code: wire::CLOSE_UNAUTHORIZED, reason: "token expired: re-authenticate and resume" };
             }
@@ -224,27 +227,21 @@ async fn write_loop(
                     sink.feed(Message::Ping(Default::default())).await?;
                     sink.flush().await
                 };
-                if sent.await.is_err() {
-                    return;
+                match unless_ordered(&mut closed, sent).await {
+                    Ok(Ok(())) => {
+                        metrics.messages_sent.inc();
+                    }
+                    Ok(Err(_)) => return,
+                    Err(order) => break order,
                 }
-                metrics.messages_sent.inc();
             }
             frame = frames.recv() => {
                 let Some(first) = frame else { return };
-                batch.clear();
-                batch.push(first.committed);
-                if sink.feed(Message::Text(first.text)).await.is_err() {
-                    return;
-                }
-                while batch.len() < WRITE_BATCH {
-                    let Ok(next) = frames.try_recv() else { break };
-                    batch.push(next.committed);
-                    if sink.feed(Message::Text(next.text)).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
+                let sent = write_batch(&mut sink, &mut frames, first, &mut batch);
+                match unless_ordered(&mut closed, sent).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(order) => break order,
                 }
                 metrics.messages_sent.inc_by(batch.len() as u64);
                 let now = Instant::now();
@@ -254,23 +251,70 @@ async fn write_loop(
             }
         }
     };
-    // A shutdown or a normal close first writes what was already queued; a slow consumer's
-    // queue is exactly what it could not take, so it is dropped.
-    if order.code != wire::CLOSE_TOO_SLOW {
+    // A shutdown or a normal close first writes what was already queued. A slow consumer's queue
+    // is exactly what it could not take, and an ended session's is no longer its to receive:
+    // both are dropped, at once rather than when the close is done.
+    if matches!(order.code, wire::CLOSE_TOO_SLOW | wire::CLOSE_UNAUTHORIZED) {
+        frames.close();
+        while frames.try_recv().is_ok() {}
+    }
+    let goodbye = async {
         while let Ok(next) = frames.try_recv() {
-            if sink.feed(Message::Text(next.text)).await.is_err() {
-                return;
-            }
+            sink.feed(Message::Text(next.text)).await?;
             metrics.messages_sent.inc();
         }
-    }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
+        sink.send(Message::Close(Some(CloseFrame {
             code: order.code,
             reason: Utf8Bytes::from_static(order.reason),
         })))
-        .await;
-    let _ = sink.close().await;
+        .await?;
+        sink.close().await
+    };
+    // The close frame is small: a client slow to read but reading still gets it, after what is
+    // already on its way; one that does not read at all is dropped when the time is up.
+    let _ = tokio::time::timeout(CLOSE_WITHIN, goodbye).await;
+}
+
+/// Feeds `first` and what else is queued (up to WRITE_BATCH frames), then flushes once;
+/// `batch` collects their commit instants.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: &mut mpsc::Receiver<Outgoing>,
+    first: Outgoing,
+    batch: &mut Vec<Option<Instant>>,
+) -> Result<(), axum::Error> {
+    batch.clear();
+    batch.push(first.committed);
+    sink.feed(Message::Text(first.text)).await?;
+    while batch.len() < WRITE_BATCH {
+        let Ok(next) = frames.try_recv() else { break };
+        batch.push(next.committed);
+        sink.feed(Message::Text(next.text)).await?;
+    }
+    sink.flush().await
+}
+
+/// Returns once the connection is ordered closed (at once if it already is).
+async fn ordered_close(closed: &mut watch::Receiver<Option<CloseOrder>>) -> CloseOrder {
+    let order = closed.wait_for(Option::is_some).await.map(|order| *order);
+    match order {
+        Ok(Some(order)) => order,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Runs a write unless a close order comes first. A write to a client that does not read
+/// waits for it forever; the order must still be seen, and the close frame still be sent.
+/// Leaving a write half done loses nothing already fed: the sink keeps it ahead of the close.
+async fn unless_ordered<T>(
+    closed: &mut watch::Receiver<Option<CloseOrder>>,
+    write: impl std::future::Future<Output = T>,
+) -> Result<T, CloseOrder> {
+    tokio::select! {
+        biased;
+        order = ordered_close(closed) => Err(order),
+        done = write => Ok(done),
+    }
 }
 
 /// Reads client frames until the socket ends; returns how to close it, if the reader decides.

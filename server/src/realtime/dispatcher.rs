@@ -153,12 +153,24 @@ async fn run(state: AppState) {
     let mut position = state.hub.dispatched();
     let mut cache = AccessCache::default();
     let mut pending = Pending::default();
+    // Set once the database was out of reach: a sign-out may have been missed meanwhile.
+    let mut unsure = false;
     loop {
         head.borrow_and_update();
         loop {
             match state.store.events_after(position, BATCH).await {
                 Ok(batch) if batch.is_empty() => break,
                 Ok(batch) => {
+                    if unsure || !state.store.hears_revocations() {
+                        // Sessions that ended while this node could not hear of it are closed
+                        // before anything read from the log reaches them.
+                        if let Err(error) = crate::sessions::recheck(&state).await {
+                            tracing::warn!(%error, "re-checking the held sessions failed");
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                            continue;
+                        }
+                        unsure = false;
+                    }
                     for event in &batch {
                         dispatch(&state, &mut cache, &mut pending, event).await;
                         position = event.seq;
@@ -167,6 +179,7 @@ async fn run(state: AppState) {
                     state.hub.advanced(position);
                 }
                 Err(error) => {
+                    unsure = true;
                     tracing::error!(%error, position, "reading the event log failed; retrying");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }

@@ -328,7 +328,12 @@ impl Hub {
                 if seen.as_ref().is_some_and(|seen| seen.contains(id)) {
                     continue;
                 }
-                let Some(member) = registry.members.get(id) else {
+                // A connection ordered closed (too slow, signed out) gets nothing more.
+                let Some(member) = registry
+                    .members
+                    .get(id)
+                    .filter(|member| !member.handle.closing())
+                else {
                     continue;
                 };
                 // Being in this room's member set means one of its subscriptions holds the room;

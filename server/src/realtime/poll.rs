@@ -284,6 +284,8 @@ async fn poll(
         visibility: Some(visibility),
     };
     let mut held = None;
+    // Re-checked while the poll is held; its end answers the poll at once.
+    let mut session = state.sessions.hold(&user.session_id);
     let mut last_pass = wait.is_zero();
     loop {
         // Seen before reading, so a batch dispatched after this read still wakes the wait.
@@ -306,6 +308,7 @@ async fn poll(
             }
             _ = tokio::time::sleep_until(deadline) => last_pass = true,
             _ = shutdown.wait_for(|down| *down) => last_pass = true,
+            _ = session.ended() => last_pass = true,
         }
         // Signed out (or the session revoked) while held: nothing more for this token. Access
         // itself is computed afresh for what arrived during the wait.

@@ -222,6 +222,27 @@ impl SqliteStore {
         Ok(active.is_some())
     }
 
+    /// Which of `session_ids` exist, are not revoked and have not expired at `now`.
+    pub async fn active_sessions(
+        &self,
+        session_ids: &[String],
+        now: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        if session_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ",
+        );
+        query.push_bind(now).push(" AND id IN (");
+        let mut ids = query.separated(", ");
+        for id in session_ids {
+            ids.push_bind(id);
+        }
+        query.push(")");
+        Ok(query.build_query_scalar().fetch_all(self.readers()).await?)
+    }
+
     /// Patients whose active CareTeam lists this practitioner.
     pub async fn care_team_patients(
         &self,

@@ -210,6 +210,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Session ids asked about in one query (SQLite binds each as a parameter).
+const SESSIONS_PER_QUERY: usize = 1000;
+
 /// The backend behind the store, chosen by the database URL.
 #[derive(Clone)]
 enum Backend {
@@ -237,6 +240,9 @@ pub struct Store {
     matcher: watch::Sender<i64>,
     /// Sessions revoked on any node.
     revoked: broadcast::Sender<String>,
+    /// Whether every revocation reaches this node now (always on SQLite; on PostgreSQL while
+    /// its `LISTEN` connection is up and has re-read what it missed).
+    hearing: watch::Sender<bool>,
     /// When this node committed recent events: (last seq of a write, commit instant), oldest
     /// first. Only for the commit-to-socket latency metric; bounded.
     commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
@@ -294,11 +300,13 @@ impl Store {
         let (head_tx, _) = watch::channel(head);
         let (matcher_tx, _) = watch::channel(position);
         let (revoked_tx, _) = broadcast::channel(1024);
+        let (hearing_tx, _) = watch::channel(matches!(backend, Backend::Sqlite(_)));
         if let Backend::Postgres(pg) = &backend {
             pg.spawn_listener(postgres::Wakers {
                 head: head_tx.clone(),
                 matcher: matcher_tx.clone(),
                 revoked: revoked_tx.clone(),
+                hearing: hearing_tx.clone(),
             });
         }
         Ok(Self {
@@ -306,6 +314,7 @@ impl Store {
             head: head_tx,
             matcher: matcher_tx,
             revoked: revoked_tx,
+            hearing: hearing_tx,
             commits: Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN))),
         })
     }
@@ -371,6 +380,12 @@ impl Store {
     /// Session ids revoked on any node from now on.
     pub fn subscribe_revoked(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
+    }
+
+    /// Whether every revocation reaches this node now; while not, a sign-out elsewhere may go
+    /// unheard (PostgreSQL, its `LISTEN` connection lost).
+    pub fn hears_revocations(&self) -> bool {
+        *self.hearing.borrow()
     }
 
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<ReadOutcome, StoreError> {
@@ -599,6 +614,20 @@ impl Store {
 
     pub async fn session_active(&self, session_id: &str, now: &str) -> Result<bool, StoreError> {
         on_backend!(self.session_active(session_id, now))
+    }
+
+    /// Which of `session_ids` are active at `now` (not revoked, not expired), asked in as few
+    /// queries as the backends' parameter limits allow.
+    pub async fn active_sessions(
+        &self,
+        session_ids: &[String],
+        now: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut active = Vec::new();
+        for chunk in session_ids.chunks(SESSIONS_PER_QUERY) {
+            active.extend(on_backend!(self.active_sessions(chunk, now))?);
+        }
+        Ok(active)
     }
 
     pub async fn care_team_patients(

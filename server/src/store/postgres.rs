@@ -19,10 +19,14 @@
 //!   below), which moves that node's head watch. A notification is only a hint: a lost one, or a
 //!   dropped `LISTEN` connection (re-established, then the head re-read from the table), delays
 //!   delivery by at most the dispatcher's one-second poll and loses nothing — the log is the truth.
+//! - **Revocations across nodes** ride the same connection (`rounds_sessions`). A sign-out
+//!   notified while this node was not listening is not lost either: once listening again, it
+//!   re-reads the sessions revoked since it last heard anything (less a clock slack), first.
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use app::events::{classify, Action, EventType};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
@@ -51,6 +55,10 @@ pub const EVENTS_CHANNEL: &str = "rounds_events";
 pub const MATCHER_CHANNEL: &str = "rounds_matcher";
 /// The channel a revoked session's id is notified on, so every node closes its sockets.
 pub const SESSIONS_CHANNEL: &str = "rounds_sessions";
+/// How far before the last moment this node was known to be listening a re-read of revocations
+/// reaches back: `revoked_at` is stamped by the revoking node's clock, and its transaction may
+/// commit (and notify) a moment after the stamp.
+const REVOCATION_CLOCK_SLACK: chrono::Duration = chrono::Duration::seconds(30);
 /// The advisory lock key whose holder runs the FHIR Subscription matcher ("rounds" in ASCII).
 const MATCHER_LOCK: i64 = 0x726f_756e_6473;
 
@@ -83,6 +91,9 @@ pub struct Wakers {
     pub head: watch::Sender<i64>,
     pub matcher: watch::Sender<i64>,
     pub revoked: broadcast::Sender<String>,
+    /// True while revocations reach this node: from the re-read after each LISTEN until the
+    /// connection is lost.
+    pub hearing: watch::Sender<bool>,
 }
 
 impl PgStore {
@@ -138,8 +149,13 @@ impl PgStore {
     pub fn spawn_listener(&self, wakers: Wakers) {
         let store = self.clone();
         tokio::spawn(async move {
+            // Every revocation committed before this instant (less the clock slack) has reached
+            // this node; at first, none matters, as no socket is open yet.
+            let mut heard = Utc::now();
             loop {
-                if let Err(error) = store.listen(&wakers).await {
+                let listened = store.listen(&wakers, &mut heard).await;
+                wakers.hearing.send_replace(false);
+                if let Err(error) = listened {
                     tracing::warn!(%error, "the LISTEN connection failed; reconnecting");
                 }
                 if wakers.head.is_closed() && wakers.matcher.is_closed() {
@@ -150,40 +166,47 @@ impl PgStore {
         });
     }
 
-    async fn listen(&self, wakers: &Wakers) -> Result<(), StoreError> {
+    /// Listens on a new connection until it is lost. Once listening, whatever was notified while
+    /// this node was not is read from the tables: the revocations first, so that no socket of a
+    /// session that ended meanwhile gets what the re-read head brings.
+    async fn listen(&self, wakers: &Wakers, heard: &mut DateTime<Utc>) -> Result<(), StoreError> {
         let mut listener = PgListener::connect_with(&self.readers).await?;
         listener
             .listen_all([EVENTS_CHANNEL, MATCHER_CHANNEL, SESSIONS_CHANNEL])
             .await?;
-        loop {
-            // Listening again: whatever was notified while we were not is read from the tables.
-            advance(&wakers.head, self.head_seq().await?);
-            advance(&wakers.matcher, self.matcher_position().await?);
-            // `try_recv` answers None when the connection was lost (the next call reconnects
-            // and LISTENs again): notifications of the gap are gone, so re-read, then go on.
-            while let Some(notification) = listener.try_recv().await? {
-                let payload = notification.payload();
-                match notification.channel() {
-                    EVENTS_CHANNEL => {
-                        if let Ok(seq) = payload.parse() {
-                            advance(&wakers.head, seq);
-                        }
+        let listening = Utc::now();
+        let since = *heard - REVOCATION_CLOCK_SLACK;
+        for session_id in self.revoked_since(&format_instant(since)).await? {
+            let _ = wakers.revoked.send(session_id);
+        }
+        *heard = listening;
+        wakers.hearing.send_replace(true);
+        advance(&wakers.head, self.head_seq().await?);
+        advance(&wakers.matcher, self.matcher_position().await?);
+        // `try_recv` answers None when the connection was lost: the caller listens again on a
+        // new one (not `try_recv` reconnecting by itself, which would listen before the re-read
+        // above could run, and the re-read must follow the LISTEN).
+        while let Some(notification) = listener.try_recv().await? {
+            *heard = Utc::now();
+            let payload = notification.payload();
+            match notification.channel() {
+                EVENTS_CHANNEL => {
+                    if let Ok(seq) = payload.parse() {
+                        advance(&wakers.head, seq);
                     }
-                    MATCHER_CHANNEL => {
-                        if let Ok(position) = payload.parse() {
-                            advance(&wakers.matcher, position);
-                        }
-                    }
-                    SESSIONS_CHANNEL => {
-                        let _ = wakers.revoked.send(payload.to_owned());
-                    }
-                    _ => {}
                 }
-            }
-            if wakers.head.is_closed() && wakers.matcher.is_closed() {
-                return Ok(());
+                MATCHER_CHANNEL => {
+                    if let Ok(position) = payload.parse() {
+                        advance(&wakers.matcher, position);
+                    }
+                }
+                SESSIONS_CHANNEL => {
+                    let _ = wakers.revoked.send(payload.to_owned());
+                }
+                _ => {}
             }
         }
+        Ok(())
     }
 
     /// Waits until this node holds the matcher's advisory lock, on a connection of its own that
@@ -1422,6 +1445,32 @@ impl PgStore {
         .fetch_optional(&self.readers)
         .await?;
         Ok(active.is_some())
+    }
+
+    /// Which of `session_ids` exist, are not revoked and have not expired at `now`.
+    pub async fn active_sessions(
+        &self,
+        session_ids: &[String],
+        now: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM sessions
+             WHERE id = ANY($1) AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(session_ids)
+        .bind(now)
+        .fetch_all(&self.readers)
+        .await?)
+    }
+
+    /// Sessions revoked at or after `since` (by the revoking node's clock).
+    async fn revoked_since(&self, since: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_at COLLATE \"C\" >= $1")
+                .bind(since)
+                .fetch_all(&self.readers)
+                .await?,
+        )
     }
 
     /// Patients whose active CareTeam lists this practitioner.

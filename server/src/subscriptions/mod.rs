@@ -210,7 +210,22 @@ pub struct Binding {
     pub queue: mpsc::Sender<socket::Frame>,
     /// While the socket catches up (`eventsSinceNumber`), live notifications wait here.
     pub buffer: Option<Vec<socket::Frame>>,
-    pub kill: watch::Sender<bool>,
+    /// The session of whoever obtained the binding token: when it ends, so does the binding.
+    pub session_id: String,
+    pub kill: watch::Sender<Option<socket::Kill>>,
+}
+
+impl Binding {
+    /// Orders its socket closed; the first order wins.
+    fn close(&self, why: socket::Kill) {
+        self.kill.send_if_modified(|kill| {
+            let first = kill.is_none();
+            if first {
+                *kill = Some(why);
+            }
+            first
+        });
+    }
 }
 
 #[derive(Default)]
@@ -281,7 +296,7 @@ impl Subscriptions {
         };
         for frame in binding.buffer.take().unwrap_or_default() {
             if frame.number.is_none_or(|n| n > last) && binding.queue.try_send(frame).is_err() {
-                binding.kill.send_replace(true);
+                binding.close(socket::Kill::Dropped);
             }
         }
     }
@@ -308,6 +323,16 @@ impl Subscriptions {
         });
     }
 
+    /// Closes every socket with a binding of session `session_id` (signed out or revoked).
+    pub fn end_session(&self, session_id: &str) {
+        let inner = self.lock();
+        for binding in inner.bindings.values().flatten() {
+            if binding.session_id == session_id {
+                binding.close(socket::Kill::SessionEnded);
+            }
+        }
+    }
+
     fn deliver(&self, id: &str, frame: socket::Frame) {
         let mut inner = self.lock();
         let Some(list) = inner.bindings.get_mut(id) else {
@@ -319,7 +344,7 @@ impl Subscriptions {
                 None => {
                     if binding.queue.try_send(frame.clone()).is_err() {
                         // Too slow (or gone): it re-binds with eventsSinceNumber.
-                        binding.kill.send_replace(true);
+                        binding.close(socket::Kill::Dropped);
                     }
                 }
             }
@@ -661,6 +686,10 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
         if target > position {
             let changes = store.subscription_writes(position, target).await?;
             let notifications = store.notifications_between(position, target).await?;
+            if !notifications.is_empty() && !store.hears_revocations() {
+                // A sign-out may have gone unheard: the sessions that ended are closed first.
+                crate::sessions::recheck(state).await?;
+            }
             let mut changes = changes.into_iter().peekable();
             let mut focus: HashMap<(String, i64), Option<String>> = HashMap::new();
             let mut owners: HashMap<String, Option<OwnerAccess>> = HashMap::new();
@@ -728,7 +757,7 @@ fn apply_to_registry(registry: &Subscriptions, event: &EventRecord) {
         // Deactivated or deleted: its sockets are told by closing.
         if let Some(bindings) = inner.bindings.remove(&event.resource_id) {
             for binding in bindings {
-                binding.kill.send_replace(true);
+                binding.close(socket::Kill::Dropped);
             }
         }
     }

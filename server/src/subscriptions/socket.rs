@@ -8,6 +8,9 @@
 //! `eventsSinceNumber: N` first receives the notifications after N from the log, then the live
 //! ones, with no gap and no repeat.
 //!
+//! A binding lasts as long as the session that asked for its token: when that session ends, the
+//! socket gets an OperationOutcome and is closed with 4401 (see `crate::sessions`).
+//!
 //! What it must never do: bind without a valid token for that very subscription and user, or let
 //! a malformed frame hurt the socket or the server (it gets an OperationOutcome).
 
@@ -19,7 +22,7 @@ use std::{
 
 use axum::{
     extract::{
-        ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
         State,
     },
     response::Response,
@@ -29,7 +32,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::{handshake, heartbeat, notification, Binding, OwnerAccess};
-use crate::{auth::Purpose, fhir::error::operation_outcome, fhir::error::Issue, state::AppState};
+use crate::{
+    auth::Purpose, fhir::error::operation_outcome, fhir::error::Issue, sessions::Hold,
+    state::AppState,
+};
 
 /// One frame for a subscription socket.
 #[derive(Debug, Clone)]
@@ -81,24 +87,36 @@ pub async fn handler(State(state): State<AppState>, upgrade: WebSocketUpgrade) -
         .on_upgrade(move |socket| serve(state, socket))
 }
 
+/// Why the server ends a subscription socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// Too slow, or a subscription bound here stopped: closed without a code; the client re-binds.
+    Dropped,
+    /// The session behind one of its binding tokens ended: an OperationOutcome, then 4401.
+    SessionEnded,
+}
+
+/// How long a closing socket may take to write its last frames.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 async fn serve(state: AppState, socket: WebSocket) {
     let id = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
     let (queue, mut frames) = mpsc::channel::<Frame>(QUEUE);
-    let (kill, mut killed) = watch::channel(false);
+    let (kill, mut killed) = watch::channel(None);
     let (mut sink, mut stream) = socket.split();
-    // subscription id → heartbeat period, for the subscriptions bound on this socket.
-    let mut bound: HashMap<String, Duration> = HashMap::new();
+    // subscription id → its heartbeat period and its session, for those bound on this socket.
+    let mut bound: HashMap<String, Bound> = HashMap::new();
     let mut last_sent: HashMap<String, i64> = HashMap::new();
     let mut beat = tokio::time::interval(Duration::from_secs(1));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_beat: HashMap<String, tokio::time::Instant> = HashMap::new();
     let opened = tokio::time::Instant::now();
-    loop {
+    let why = loop {
         tokio::select! {
             biased;
-            _ = killed.changed() => break,
+            why = ordered(&mut killed) => break Some(why),
             frame = frames.recv() => {
-                let Some(frame) = frame else { break };
+                let Some(frame) = frame else { break None };
                 if let (Some(subscription), Some(number)) = (&frame.subscription, frame.number) {
                     let last = last_sent.entry(subscription.clone()).or_default();
                     if number <= *last {
@@ -106,8 +124,11 @@ async fn serve(state: AppState, socket: WebSocket) {
                     }
                     *last = number;
                 }
-                if sink.send(Message::Text(frame.text)).await.is_err() {
-                    break;
+                // A client that does not read must not keep the order to close from being seen.
+                tokio::select! {
+                    biased;
+                    why = ordered(&mut killed) => break Some(why),
+                    sent = sink.send(Message::Text(frame.text)) => if sent.is_err() { break None },
                 }
             }
             message = stream.next() => {
@@ -117,7 +138,7 @@ async fn serve(state: AppState, socket: WebSocket) {
                         let _ = queue.try_send(outcome("structure", "send JSON text frames".into()));
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                     Some(Ok(_)) => continue,
                 };
                 handle(&state, id, &text, &queue, &kill, &mut bound, &mut next_beat).await;
@@ -125,13 +146,13 @@ async fn serve(state: AppState, socket: WebSocket) {
             _ = beat.tick() => {
                 if bound.is_empty() && opened.elapsed() > BIND_WITHIN {
                     let _ = sink.send(Message::Text(outcome("timeout", "nothing was bound; closing".into()).text)).await;
-                    break;
+                    break None;
                 }
                 let now = tokio::time::Instant::now();
-                for (subscription, period) in &bound {
-                    let due = next_beat.entry(subscription.clone()).or_insert(now + *period);
+                for (subscription, bound) in &bound {
+                    let due = next_beat.entry(subscription.clone()).or_insert(now + bound.heartbeat);
                     if *due <= now {
-                        *due = now + *period;
+                        *due = now + bound.heartbeat;
                         if let Some(active) = state.subscriptions.active(subscription) {
                             let _ = queue.try_send(Frame::plain(heartbeat(&active)));
                         }
@@ -139,9 +160,40 @@ async fn serve(state: AppState, socket: WebSocket) {
                 }
             }
         }
-    }
+    };
     state.subscriptions.unbind_socket(id);
-    let _ = sink.close().await;
+    let goodbye = async {
+        if why == Some(Kill::SessionEnded) {
+            let told = outcome(
+                "security",
+                "the session behind a binding token of this socket has ended; sign in again".into(),
+            );
+            sink.send(Message::Text(told.text)).await?;
+            sink.send(Message::Close(Some(CloseFrame {
+                code: app::wire::CLOSE_UNAUTHORIZED,
+                reason: Utf8Bytes::from_static("session ended"),
+            })))
+            .await?;
+        }
+        sink.close().await
+    };
+    let _ = tokio::time::timeout(CLOSE_WITHIN, goodbye).await;
+}
+
+/// A subscription bound on this socket.
+struct Bound {
+    heartbeat: Duration,
+    /// Its binding token's session, re-checked while it is bound.
+    _session: Hold,
+}
+
+/// Returns once the socket is ordered closed.
+async fn ordered(killed: &mut watch::Receiver<Option<Kill>>) -> Kill {
+    let why = killed.wait_for(Option::is_some).await.map(|why| *why);
+    match why {
+        Ok(Some(why)) => why,
+        _ => std::future::pending().await,
+    }
 }
 
 /// The `token` in a bind/unbind payload.
@@ -154,8 +206,8 @@ async fn handle(
     socket: u64,
     text: &str,
     queue: &mpsc::Sender<Frame>,
-    kill: &watch::Sender<bool>,
-    bound: &mut HashMap<String, Duration>,
+    kill: &watch::Sender<Option<Kill>>,
+    bound: &mut HashMap<String, Bound>,
     next_beat: &mut HashMap<String, tokio::time::Instant>,
 ) {
     let reply = |frame: Frame| {
@@ -244,10 +296,17 @@ async fn handle(
                     socket,
                     queue: queue.clone(),
                     buffer: since.map(|_| Vec::new()),
+                    session_id: claims.sid.clone(),
                     kill: kill.clone(),
                 },
             );
-            bound.insert(subscription.clone(), active.heartbeat);
+            bound.insert(
+                subscription.clone(),
+                Bound {
+                    heartbeat: active.heartbeat,
+                    _session: state.sessions.hold(&claims.sid),
+                },
+            );
             reply(Frame::plain(handshake(&active)));
             if let Some(since) = since {
                 let last = catch_up(state, &subscription, since, queue).await;

@@ -290,3 +290,18 @@ pub async fn next_json_where(stream: &mut Socket, skip: impl Fn(&Value) -> bool)
         }
     }
 }
+
+/// Reads until the socket ends and returns its close code, passing over every frame before the
+/// close; `None` when it ends without a close code.
+pub async fn close_code(stream: &mut Socket) -> Option<u16> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("the socket ends in time");
+        match frame {
+            Some(Ok(Message::Close(close))) => return close.map(|c| c.code.into()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}

@@ -14,7 +14,7 @@ use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::{
-    helpers::{order, Socket, PASSWORD, SECRET, WAIT},
+    helpers::{close_code, order, Socket, PASSWORD, SECRET, WAIT},
     pg_cluster::fresh_database,
 };
 
@@ -364,20 +364,6 @@ async fn clients_of_a_killed_node_resume_on_another_and_miss_nothing() {
     );
 }
 
-/// The next frame's close code, passing over text frames; `None` if it ends without one.
-async fn close_code(ws: &mut Socket) -> Option<u16> {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("the socket ends in time");
-        match frame {
-            Some(Ok(Message::Close(close))) => return close.map(|c| c.code.into()),
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_node_closes_the_sessions_sockets_on_every_node() {
     let database = fresh_database().await;
@@ -400,6 +386,184 @@ async fn signing_out_on_one_node_closes_the_sessions_sockets_on_every_node() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The default `--session-recheck-ms`: the longest a socket outlives its session once its node
+/// reaches the database again.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_during_a_sign_out_closes_the_socket_when_back() {
+    let database = fresh_database().await;
+    let mut admin = PgConnection::connect(&database).await.unwrap();
+    // Node C logs in as a role of its own, so that its connections can be cut and refused.
+    let role = format!("node_c_{}", database.rsplit('/').next().unwrap());
+    sqlx::query(&format!("CREATE ROLE {role} LOGIN SUPERUSER"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let a = Node::start(&database, "node-a").await;
+    let _b = Node::start(&database, "node-b").await;
+    let c = Node::start(
+        &database.replacen("postgres@", &format!("{role}@"), 1),
+        "node-c",
+    )
+    .await;
+    let token = a.token("nurse.patel").await;
+    let (mut on_c, _) = c.subscribe(&token, None).await;
+    let mut bound_on_c = bind_on(&c, &a, &token).await;
+
+    // C loses the database: its connections are cut, new ones refused.
+    sqlx::query(&format!("ALTER ROLE {role} NOLOGIN"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        )
+        .bind(&role)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "C's connections outlive termination"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Meanwhile the session signs out on A, and A writes an order the session would have seen.
+    let client = reqwest::Client::new();
+    let out = client
+        .post(a.url("/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    let admin_token = a.token("admin").await;
+    create(&client, &a.base, &admin_token)
+        .await
+        .expect("A creates the order");
+
+    // C reaches the database again: its socket of the ended session closes within the bound,
+    // and the order written meanwhile never reaches it.
+    sqlx::query(&format!("ALTER ROLE {role} LOGIN"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let restored = Instant::now();
+    let (code, texts) = close_within(&mut on_c, SESSION_RECHECK).await;
+    let took = restored.elapsed();
+    assert_eq!(code, Some(4401));
+    assert!(
+        texts.iter().all(|frame| frame["type"] != "update"),
+        "delivered after sign-out: {texts:?}"
+    );
+    let (code, texts) = close_within(&mut bound_on_c, SESSION_RECHECK).await;
+    let both = restored.elapsed();
+    assert_eq!(code, Some(4401));
+    assert_eq!(texts.len(), 1, "only the OperationOutcome: {texts:?}");
+    assert_eq!(texts[0]["resourceType"], "OperationOutcome", "{texts:?}");
+    assert!(both < SESSION_RECHECK, "closed {both:?} after C was back");
+    eprintln!(
+        "C closed the ended session's /ws socket {took:?} and its subscription socket {both:?} \
+         after its database came back"
+    );
+    let me = client
+        .get(c.url("/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Reads `ws` until it closes, which must happen within `bound`: its close code and the text
+/// frames before the close (heartbeats left out).
+async fn close_within(ws: &mut Socket, bound: Duration) -> (Option<u16>, Vec<Value>) {
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut texts = Vec::new();
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the socket closes within the bound");
+        match frame {
+            Some(Ok(Message::Close(close))) => return (close.map(|c| c.code.into()), texts),
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                let heartbeat = frame["type"] == "heartbeat"
+                    || frame["entry"][0]["resource"]["type"] == "heartbeat";
+                if !heartbeat {
+                    texts.push(frame);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (None, texts),
+        }
+    }
+}
+
+/// A `/ws/subscriptions-r4` socket on `node`, bound to a new Subscription (watching `pat-001`'s
+/// orders) made on `issuer` with `token`, whose binding token `issuer` gave.
+async fn bind_on(node: &Node, issuer: &Node, token: &str) -> Socket {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(issuer.url("/fhir/R4/Subscription"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({
+                "resourceType": "Subscription", "status": "requested", "reason": "three nodes",
+                "criteria": "ServiceRequest?patient=pat-001", "channel": {"type": "websocket"}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let subscription: Value = response.json().await.unwrap();
+    let id = subscription["id"].as_str().unwrap();
+    let parameters: Value = client
+        .get(issuer.url(&format!("/fhir/R4/Subscription/{id}/$get-ws-binding-token")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let binding = parameters["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "token")
+        .and_then(|p| p["valueString"].as_str())
+        .unwrap()
+        .to_owned();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws/subscriptions-r4",
+        node.base.trim_start_matches("http://")
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::text(
+        json!({"type": "bind-with-token", "payload": {"token": binding}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let handshake = next_bundle(&mut ws).await;
+    assert_eq!(
+        handshake["entry"][0]["resource"]["type"], "handshake",
+        "{handshake}"
+    );
+    ws
 }
 
 /// The next message of a `/ws/subscriptions-r4` socket that is not a heartbeat Bundle.

@@ -458,6 +458,60 @@ async fn a_stalled_client_is_cut_off_while_a_fast_one_gets_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_that_reads_again_gets_its_4408_close_frame() {
+    let app = spawn_with(|config| config.ws_queue_frames = 16).await;
+    let admin = app.token("admin").await;
+    let patient = visible_patients(&app, &admin).await.remove(0);
+    let (mut stalled, _) = Ws::connect(&app, &admin).await;
+    stalled
+        .subscribe(json!({"subscription_id": "a", "patient_ids": [patient]}))
+        .await;
+
+    // Large notes fill the socket buffers; the client reads nothing until the server gives up
+    // on it.
+    let text = "x".repeat(300 * 1024);
+    let mut written = 0;
+    while app.state.metrics.slow_consumer_closes.get() == 0 {
+        assert!(written < 400, "the stalled client was never found too slow");
+        let note = json!({
+            "resourceType": "DocumentReference", "status": "current", "docStatus": "preliminary",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "date": "2026-11-25T10:00:00Z",
+            "description": format!("{written} {text}"),
+            "content": [{"attachment": {"contentType": "text/plain", "title": "note"}}]
+        });
+        let response = app.post(&admin, "/fhir/R4/DocumentReference", &note).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        written += 1;
+    }
+
+    // Now it reads again, slowly (a frame each 200 ms: ~1.5 MB/s, a poor link): it takes what
+    // was already on its way, and the last frame is the close that says why.
+    let mut updates = 0;
+    let last = loop {
+        let frame = tokio::time::timeout(WAIT, stalled.stream.next())
+            .await
+            .expect("the socket ends in time");
+        match frame {
+            Some(Ok(Message::Text(_))) => {
+                updates += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some(Ok(Message::Close(close))) => break Ended::Closed(close.unwrap().code.into()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break Ended::Dropped,
+        }
+    };
+    assert_eq!(
+        last,
+        Ended::Closed(4408),
+        "after {updates} of {written} notes"
+    );
+    assert!(updates < written, "the queue it could not take was dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_token_closes_its_socket_with_4401() {
     let app = spawn_app().await;
     let token = app.token("nurse.patel").await;

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use reqwest::StatusCode;
-use rounds::{Application, Config};
+use rounds::{auth::Purpose, Application, Config};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{
-    next_json_where, order, spawn_app, visible_patients, TestApp, PASSWORD, SECRET,
+use crate::{
+    helpers::{
+        close_code, next_json_where, order, spawn_app, spawn_with, visible_patients, TestApp,
+        PASSWORD, SECRET,
+    },
+    realtime::{Ended, Ws},
 };
 
 struct SubSocket {
@@ -670,4 +674,83 @@ async fn heartbeats_arrive_at_the_subscriptions_period() {
             "heartbeats {gap:?} apart for a 1 s period"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_closes_the_sessions_subscription_sockets_with_4401() {
+    let app = spawn_app().await;
+    let chen = app.token("dr.chen").await;
+    let mine = visible_patients(&app, &chen).await.remove(0);
+    let id = subscribe(&app, &chen, &format!("ServiceRequest?patient={mine}")).await;
+    let (token, url) = binding(&app, &chen, &id).await;
+    let mut socket = SubSocket::open(&url).await;
+    assert_eq!(
+        status(&socket.bind(&token, None).await)["type"],
+        "handshake"
+    );
+    // The same user signed in a second time, bound to the same subscription elsewhere.
+    let again = app.token("dr.chen").await;
+    let (other_token, _) = binding(&app, &again, &id).await;
+    let mut other = SubSocket::open(&url).await;
+    assert_eq!(
+        status(&other.bind(&other_token, None).await)["type"],
+        "handshake"
+    );
+    let first = place(&app, &chen, &mine).await;
+    assert_eq!(notified(&socket.next().await), ("1".into(), first.clone()));
+    assert_eq!(notified(&other.next().await), ("1".into(), first));
+
+    let out = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&chen)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    let told = socket.next().await;
+    assert_eq!(told["resourceType"], "OperationOutcome", "{told}");
+    assert_eq!(told["issue"][0]["code"], "security", "{told}");
+    assert_eq!(close_code(&mut socket.stream).await, Some(4401));
+
+    // Only that session ended: the other one's socket gets what follows.
+    let admin = app.token("admin").await;
+    let second = place(&app, &admin, &mine).await;
+    assert_eq!(notified(&other.next().await), ("2".into(), second));
+    // And the ended session's binding token binds nothing any more.
+    let mut late = SubSocket::open(&url).await;
+    let refused = late.bind(&token, None).await;
+    assert_eq!(refused["resourceType"], "OperationOutcome", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_unheard_closes_all_its_sockets_within_the_recheck_period() {
+    let recheck = Duration::from_millis(500);
+    let app = spawn_with(|config| config.session_recheck = recheck).await;
+    let chen = app.token("dr.chen").await;
+    let sid = app.state.auth.verify(&chen, Purpose::Access).unwrap().sid;
+    let mine = visible_patients(&app, &chen).await.remove(0);
+    let id = subscribe(&app, &chen, &format!("ServiceRequest?patient={mine}")).await;
+    let (token, url) = binding(&app, &chen, &id).await;
+    let mut bound = SubSocket::open(&url).await;
+    assert_eq!(status(&bound.bind(&token, None).await)["type"], "handshake");
+    let (mut live, _) = Ws::connect(&app, &chen).await;
+
+    // Revoked in the database only, as by a node whose notice never arrived here.
+    let now = rounds::fhir::date::format_instant(chrono::Utc::now());
+    app.state
+        .store
+        .revoke_session(&sid, &now, "revoked behind this node's back")
+        .await
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    assert_eq!(live.ended().await, Ended::Closed(4401));
+    let told = bound.next().await;
+    assert_eq!(told["resourceType"], "OperationOutcome", "{told}");
+    assert_eq!(close_code(&mut bound.stream).await, Some(4401));
+    let took = revoked.elapsed();
+    assert!(
+        took < recheck + Duration::from_secs(2),
+        "closed {took:?} after the revocation"
+    );
 }
