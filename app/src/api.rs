@@ -87,7 +87,7 @@ pub mod backend {
     //! The server's side of the server functions.
     use std::{future::Future, pin::Pin, sync::Arc};
 
-    use http::HeaderMap;
+    use http::{request::Parts, HeaderMap};
 
     use super::Workspace;
     use crate::auth::UserInfo;
@@ -114,14 +114,17 @@ pub mod backend {
             &'a self,
             headers: &'a HeaderMap,
         ) -> BoxFuture<'a, Result<Workspace, BackendError>>;
+        /// `request` is the whole request head: the server reads the client's address from
+        /// what its listener recorded there, never from headers a client can write.
         fn sign_in<'a>(
             &'a self,
-            headers: &'a HeaderMap,
+            request: &'a Parts,
             username: &'a str,
             password: &'a str,
         ) -> BoxFuture<'a, Result<SignedIn, BackendError>>;
-        /// Ends the session; returns the `Set-Cookie` values that clear the cookies.
-        fn sign_out<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Vec<String>>;
+        /// Ends the session; returns the `Set-Cookie` values that clear the cookies (none when
+        /// the sign-out was refused).
+        fn sign_out<'a>(&'a self, request: &'a Parts) -> BoxFuture<'a, Vec<String>>;
         fn session<'a>(
             &'a self,
             headers: &'a HeaderMap,
@@ -202,7 +205,7 @@ pub async fn sign_in(username: String, password: String) -> Result<UserInfo, Ser
     use backend::{BackendError, BackendHandle};
     let BackendHandle(backend) = expect_context::<BackendHandle>();
     let parts: http::request::Parts = leptos_axum::extract().await?;
-    match backend.sign_in(&parts.headers, &username, &password).await {
+    match backend.sign_in(&parts, &username, &password).await {
         Ok(signed_in) => {
             let response = expect_context::<leptos_axum::ResponseOptions>();
             for cookie in signed_in.cookies {
@@ -227,7 +230,7 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     let BackendHandle(backend) = expect_context::<BackendHandle>();
     let parts: http::request::Parts = leptos_axum::extract().await?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
-    for cookie in backend.sign_out(&parts.headers).await {
+    for cookie in backend.sign_out(&parts).await {
         if let Ok(value) = http::HeaderValue::from_str(&cookie) {
             response.append_header(http::header::SET_COOKIE, value);
         }

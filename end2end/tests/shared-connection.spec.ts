@@ -32,11 +32,30 @@ async function debug(page: Page): Promise<Debug> {
   return page.evaluate(() => (window as unknown as { __ROUNDS_DEBUG__: Debug }).__ROUNDS_DEBUG__);
 }
 
-/** Open WebSockets of `user` according to the server's metrics. */
+/** An admin's bearer token per server (keyed by base URL), for the operator endpoint. */
+const adminTokens = new Map<string, string>();
+
+/**
+ * Open WebSockets of `user` according to the server's operator endpoint `/admin/sockets`
+ * (admins only; `/metrics` counts users without naming them).
+ */
 async function socketsOf(request: APIRequestContext, user: string, base = ''): Promise<number> {
-  const text = await (await request.get(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`rounds_ws_connections_by_user{user="${user}"}`));
-  return line ? Number(line.trim().split(/\s+/).pop()) : 0;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let bearer = adminTokens.get(base);
+    if (!bearer) {
+      bearer = await tokenAt(request, 'admin', base);
+      adminTokens.set(base, bearer);
+    }
+    const res = await request.get(`${base}/admin/sockets?user=${encodeURIComponent(user)}`, { headers: authHeaders(bearer) });
+    // An expired token, or a server started afresh on another database: sign in again.
+    if (res.status() === 401) {
+      adminTokens.delete(base);
+      continue;
+    }
+    expect(res.status(), await res.text()).toBe(200);
+    return ((await res.json()) as { sockets: number }).sockets;
+  }
+  throw new Error(`no admin token was accepted by ${base || 'the suite server'}`);
 }
 
 /** A bearer token from the server at `base` (default: the suite's server). */

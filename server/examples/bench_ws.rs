@@ -105,6 +105,9 @@ impl Drop for Server {
     }
 }
 
+/// The operator token the benchmark's server is started with, to read `/metrics`.
+const METRICS_TOKEN: &str = "benchmark-metrics-token-0000";
+
 async fn start_server() -> Server {
     let binary = arg_str("--server").unwrap_or_else(|| "target/release/rounds".into());
     let dir = tempfile::tempdir().expect("temp dir");
@@ -126,6 +129,7 @@ async fn start_server() -> Server {
         .env("ROUNDS_SITE_ROOT", dir.path().join("site"))
         .env("ROUNDS_WS_QUEUE_FRAMES", "65536")
         .env("ROUNDS_MAX_SUBSCRIPTIONS_PER_USER", "100000")
+        .env("ROUNDS_METRICS_TOKEN", METRICS_TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -487,7 +491,10 @@ async fn main() {
         percentile(&latencies, 0.999),
         percentile(&latencies, 1.0)
     );
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
         .await
         .unwrap()
         .text()

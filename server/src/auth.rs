@@ -9,15 +9,11 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
-    sync::Mutex,
+    net::{IpAddr, SocketAddr},
+    sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
-use argon2::{
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
-};
 use axum::{
     extract::{ConnectInfo, FromRef, FromRequestParts, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
@@ -35,8 +31,12 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     fhir::{date::format_instant, error::FhirError},
+    password::{dummy_hash, Hasher},
     state::AppState,
-    store::{accounts::Refresh, AuditRecord, Store},
+    store::{
+        accounts::{Refresh, UserRow},
+        AuditRecord, Store,
+    },
 };
 pub use app::auth::{Role, UserInfo};
 
@@ -85,14 +85,19 @@ pub struct Claims {
     pub client_id: Option<String>,
 }
 
-/// Signing keys and the session revocation cache; created once at start-up.
+/// Signing keys, the session revocation cache and what bounds sign-in; created once at start-up.
 pub struct AuthKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
-    /// session id → (active, when checked). Re-checked against the database after a few seconds,
-    /// so a revocation on another node is seen quickly; one on this node at once.
-    sessions: Mutex<HashMap<String, (bool, Instant)>>,
+    /// session id → (its user while active, when checked). Re-checked against the database
+    /// after a few seconds, so a revocation on another node is seen quickly; one on this node
+    /// at once.
+    sessions: Mutex<HashMap<String, (Option<String>, Instant)>>,
     limiter: Mutex<LoginLimiter>,
+    /// Verifies passwords, a bounded number at once.
+    hasher: Hasher,
+    /// Peers whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
     /// Whether to mark cookies `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
     /// Two tabs refreshing at once present the same refresh token; tolerated within this window.
@@ -109,8 +114,39 @@ impl AuthKeys {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             sessions: Mutex::new(HashMap::new()),
             limiter: Mutex::new(LoginLimiter::default()),
+            hasher: Hasher::new(
+                crate::password::DEFAULT_CONCURRENCY,
+                crate::password::DEFAULT_WAIT,
+            ),
+            trusted_proxies: Vec::new(),
             secure_cookies,
         }
+    }
+
+    /// At most `hash_concurrency` password verifications at once; `X-Forwarded-For` believed
+    /// from `trusted_proxies` only.
+    pub fn with_sign_in_limits(
+        mut self,
+        hash_concurrency: usize,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Self {
+        self.hasher = Hasher::new(hash_concurrency, crate::password::DEFAULT_WAIT);
+        self.trusted_proxies = trusted_proxies;
+        self
+    }
+
+    /// The client's address, for the sign-in throttle and the audit trail: the TCP peer, unless
+    /// the peer is one of our proxies; then the nearest `X-Forwarded-For` hop that is not. A
+    /// header from anyone else is ignored, since anyone can write one.
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+        match peer {
+            Some(peer) => client_ip(&self.trusted_proxies, headers, peer.ip()).to_string(),
+            None => "unknown".into(),
+        }
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Signs a token for `user` in session `sid`.
@@ -171,16 +207,29 @@ impl AuthKeys {
             .map_err(|e| FhirError::Internal(format!("signing a token: {e}")))
     }
 
-    /// Whether session `sid` is still active (cached for a few seconds).
-    pub async fn session_is_active(&self, store: &Store, sid: &str) -> bool {
-        self.session_active(store, sid).await.unwrap_or(false)
+    /// Whether session `sid` is still active and `user_id`'s (cached for a few seconds).
+    pub async fn session_is_active(&self, store: &Store, sid: &str, user_id: &str) -> bool {
+        self.session_active(store, sid, user_id)
+            .await
+            .unwrap_or(false)
     }
 
     /// Verifies signature, algorithm (HS256 only: `alg: none` and others are refused), issuer,
     /// expiry (no leeway) and purpose.
     pub fn verify(&self, token: &str, purpose: Purpose) -> Result<Claims, FhirError> {
+        self.verify_with(token, purpose, true)
+    }
+
+    /// [`AuthKeys::verify`], with or without the expiry check.
+    fn verify_with(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        check_expiry: bool,
+    ) -> Result<Claims, FhirError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_exp = check_expiry;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         let data =
@@ -202,64 +251,40 @@ impl AuthKeys {
 
     pub fn forget_session(&self, sid: &str) {
         if let Ok(mut cache) = self.sessions.lock() {
-            cache.insert(sid.to_owned(), (false, Instant::now()));
+            cache.insert(sid.to_owned(), (None, Instant::now()));
         }
     }
 
-    /// Whether the session is still active (cached for a few seconds; a revocation on this node
-    /// is seen at once).
-    pub async fn session_active(&self, store: &Store, sid: &str) -> Result<bool, FhirError> {
+    /// Whether session `sid` is still active and belongs to `user_id` (cached for a few
+    /// seconds; a revocation on this node is seen at once). A token naming another user's
+    /// session is refused like an ended one.
+    pub async fn session_active(
+        &self,
+        store: &Store,
+        sid: &str,
+        user_id: &str,
+    ) -> Result<bool, FhirError> {
+        Ok(self.session_user(store, sid).await?.as_deref() == Some(user_id))
+    }
+
+    /// The user of session `sid` while it is active.
+    async fn session_user(&self, store: &Store, sid: &str) -> Result<Option<String>, FhirError> {
         if let Ok(cache) = self.sessions.lock() {
-            if let Some((active, at)) = cache.get(sid) {
-                if at.elapsed() < SESSION_CACHE_TTL || !active {
-                    return Ok(*active);
+            if let Some((user, at)) = cache.get(sid) {
+                if at.elapsed() < SESSION_CACHE_TTL || user.is_none() {
+                    return Ok(user.clone());
                 }
             }
         }
-        let active = store
-            .session_active(sid, &format_instant(Utc::now()))
-            .await?;
+        let user = store.session_user(sid, &format_instant(Utc::now())).await?;
         if let Ok(mut cache) = self.sessions.lock() {
             if cache.len() > 100_000 {
                 cache.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
             }
-            cache.insert(sid.to_owned(), (active, Instant::now()));
+            cache.insert(sid.to_owned(), (user.clone(), Instant::now()));
         }
-        Ok(active)
+        Ok(user)
     }
-}
-
-/// Hashes a password with Argon2id (OWASP parameters: 19 MiB, 2 passes), off the async threads.
-pub async fn hash_password(password: String) -> Result<String, FhirError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| FhirError::Internal(format!("hashing a password: {e}")))
-    })
-    .await
-    .map_err(|e| FhirError::Internal(format!("hashing task failed: {e}")))?
-}
-
-/// Verifies a password against a stored hash, off the async threads.
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
-fn argon2() -> Argon2<'static> {
-    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
 /// A signed-in user, from `Authorization: Bearer` or the session cookie.
@@ -299,7 +324,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, FhirError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, FhirError> {
     match headers.get(header::AUTHORIZATION) {
         None => Ok(None),
         Some(value) => {
@@ -337,13 +362,62 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
                 .unwrap_or("");
             rest.split('/').next() == Some(host)
         }
-        // Browsers send Origin on every cross-site POST; a request without it and without a
-        // Referer is not from a page, so SameSite already keeps the cookie away from it.
-        None => headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|site| site == "same-origin" || site == "none"),
+        // Browsers send Origin on every POST, PUT and DELETE; a cookie-carrying request with
+        // neither header cannot show where it comes from, so it is refused.
+        None => false,
     }
+}
+
+/// Middleware in front of every route: replaces `X-Forwarded-For` with the one client address
+/// [`AuthKeys::client_address`] resolves (the TCP peer unless that is a trusted proxy), so that
+/// what reads the header further in (the FHIR layer's audit source) reads a vetted address,
+/// never one a client wrote. Resolving again downstream gives the same address.
+pub async fn resolve_client(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let client = state.auth.client_address(request.headers(), peer);
+    let headers = request.headers_mut();
+    headers.remove(FORWARDED_FOR);
+    if let (Some(_), Ok(value)) = (peer, HeaderValue::from_str(&client)) {
+        headers.insert(FORWARDED_FOR, value);
+    }
+    next.run(request).await
+}
+
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy; then, walking
+/// `X-Forwarded-For` from the nearest hop back, the first address that is not a trusted proxy
+/// (each proxy appends the address it received from). A hop that is not an address ends the
+/// walk at the last proxy believed.
+fn client_ip(trusted: &[IpAddr], headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+    let mut client = peer.to_canonical();
+    if !trusted.contains(&client) {
+        return client;
+    }
+    let hops: Vec<&str> = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Ok(address) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = address.to_canonical();
+        if !trusted.contains(&client) {
+            break;
+        }
+    }
+    client
 }
 
 /// The access token a request carries: the bearer header first, else the session cookie (then
@@ -405,7 +479,11 @@ pub async fn user_from_claims(
     headers: &HeaderMap,
     method: &Method,
 ) -> Result<AuthUser, FhirError> {
-    if !state.auth.session_active(&state.store, &claims.sid).await? {
+    if !state
+        .auth
+        .session_active(&state.store, &claims.sid, &claims.sub)
+        .await?
+    {
         return Err(FhirError::Unauthorized(
             "the session has ended; sign in again".into(),
         ));
@@ -414,9 +492,7 @@ pub async fn user_from_claims(
         && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !same_origin(headers)
     {
-        return Err(FhirError::Forbidden(
-            "cross-site request refused (Origin does not match)".into(),
-        ));
+        return Err(cross_site());
     }
     let user = state
         .store
@@ -451,6 +527,11 @@ where
 }
 
 /// Failed-login counters per account and per address, over a sliding window.
+///
+/// An attempt is counted *before* its password is checked ([`LoginLimiter::reserve`]), as if it
+/// had failed, and the count is taken back only once it is known not to be a failure. So
+/// concurrent guesses cannot overtake the count: however many arrive at once, no more than the
+/// limit are ever checked.
 #[derive(Default)]
 struct LoginLimiter {
     failures: HashMap<String, Vec<Instant>>,
@@ -460,8 +541,48 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_FAILURES_PER_ACCOUNT: usize = 5;
 const MAX_FAILURES_PER_ADDRESS: usize = 20;
 
+/// A sign-in attempt counted against its account and address until it is settled.
+struct Attempt {
+    account: String,
+    address: String,
+    at: Instant,
+}
+
 impl LoginLimiter {
-    /// Seconds to wait if `key` is over `limit`.
+    /// Counts an attempt for `account` from `address`, or answers the seconds to wait when
+    /// either is at its limit (then nothing is counted).
+    fn reserve(&mut self, account: String, address: String) -> Result<Attempt, u64> {
+        if let Some(wait) = self
+            .blocked(&account, MAX_FAILURES_PER_ACCOUNT)
+            .or_else(|| self.blocked(&address, MAX_FAILURES_PER_ADDRESS))
+        {
+            return Err(wait);
+        }
+        let at = Instant::now();
+        self.record(&account, at);
+        self.record(&address, at);
+        Ok(Attempt {
+            account,
+            address,
+            at,
+        })
+    }
+
+    /// The password was right: the account's failures are forgiven, and the attempt does not
+    /// count against the address.
+    fn succeeded(&mut self, attempt: &Attempt) {
+        self.failures.remove(&attempt.account);
+        self.forget(&attempt.address, attempt.at);
+    }
+
+    /// The password was never checked (the hasher was busy, the database failed): the attempt
+    /// counts against neither.
+    fn take_back(&mut self, attempt: &Attempt) {
+        self.forget(&attempt.account, attempt.at);
+        self.forget(&attempt.address, attempt.at);
+    }
+
+    /// Seconds to wait if `key` is at `limit`.
     fn blocked(&mut self, key: &str, limit: usize) -> Option<u64> {
         let failures = self.failures.get_mut(key)?;
         failures.retain(|at| at.elapsed() < LOGIN_WINDOW);
@@ -478,16 +599,20 @@ impl LoginLimiter {
         }
     }
 
-    fn fail(&mut self, key: String) {
+    fn record(&mut self, key: &str, at: Instant) {
         if self.failures.len() > 100_000 {
             self.failures
                 .retain(|_, times| times.iter().any(|at| at.elapsed() < LOGIN_WINDOW));
         }
-        self.failures.entry(key).or_default().push(Instant::now());
+        self.failures.entry(key.to_owned()).or_default().push(at);
     }
 
-    fn clear(&mut self, key: &str) {
-        self.failures.remove(key);
+    fn forget(&mut self, key: &str, at: Instant) {
+        if let Some(times) = self.failures.get_mut(key) {
+            if let Some(index) = times.iter().position(|time| *time == at) {
+                times.remove(index);
+            }
+        }
     }
 }
 
@@ -524,17 +649,6 @@ fn set_cookie(name: &str, value: &str, max_age: Duration, same_site: &str, secur
         "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={}{secure}",
         max_age.as_secs()
     )
-}
-
-fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    peer.map(|p| p.ip().to_string())
-        .or_else(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn audit_auth(
@@ -622,60 +736,57 @@ fn append_cookies(response: &mut Response, cookies: &[String]) {
     }
 }
 
-/// Signs a user in; used by `/auth/login` and by the OAuth token endpoint.
+/// Signs a user in; used by `/auth/login`, the OAuth token endpoint and the UI's sign-in form.
+/// `address` is the client's, from [`AuthKeys::client_address`].
+///
+/// The attempt is counted against the throttle before the password is checked, and checked
+/// under the hasher's bound: a flood is refused (429, or 503 while the hasher is at capacity)
+/// before it costs any hashing.
 pub async fn sign_in(
     state: &AppState,
     username: &str,
     password: &str,
     address: &str,
 ) -> Result<(UserInfo, String, String), FhirError> {
-    let account_key = format!("user:{}", username.to_lowercase());
-    let address_key = format!("addr:{address}");
-    if let Ok(mut limiter) = state.auth.limiter.lock() {
-        let wait = limiter
-            .blocked(&account_key, MAX_FAILURES_PER_ACCOUNT)
-            .or_else(|| limiter.blocked(&address_key, MAX_FAILURES_PER_ADDRESS));
-        if let Some(retry_after_secs) = wait {
-            drop(limiter);
-            audit_auth(
-                &state.store,
-                None,
-                "login-failed",
-                "4",
-                format!("rate-limited: {username:?}"),
-                address.to_owned(),
-            );
-            return Err(FhirError::TooManyRequests {
-                message: "too many failed sign-ins; wait before trying again".into(),
-                retry_after_secs,
-            });
-        }
-    }
-    let user = state.store.user_by_username(username).await?;
-    // Verify against a dummy hash when the user is unknown, so timing does not reveal accounts.
-    let (hash, known) = match &user {
-        Some(user) if user.active => (user.password_hash.clone(), true),
-        _ => (dummy_hash().to_owned(), false),
-    };
-    let ok = verify_password(password.to_owned(), hash).await && known;
-    let Some(user) = user.filter(|_| ok) else {
-        if let Ok(mut limiter) = state.auth.limiter.lock() {
-            limiter.fail(account_key);
-            limiter.fail(address_key);
-        }
+    let audit_failure = |detail: String| {
         audit_auth(
             &state.store,
             None,
             "login-failed",
             "4",
-            format!("bad credentials for {username:?}"),
+            detail,
             address.to_owned(),
-        );
-        return Err(FhirError::Unauthorized("wrong username or password".into()));
+        )
     };
-    if let Ok(mut limiter) = state.auth.limiter.lock() {
-        limiter.clear(&account_key);
-    }
+    let reserved = state.auth.limiter().reserve(
+        format!("user:{}", username.to_lowercase()),
+        format!("addr:{address}"),
+    );
+    let attempt = match reserved {
+        Ok(attempt) => attempt,
+        Err(retry_after_secs) => {
+            audit_failure(format!("rate-limited: {username:?}"));
+            return Err(FhirError::TooManyRequests {
+                message: "too many failed sign-ins; wait before trying again".into(),
+                retry_after_secs,
+            });
+        }
+    };
+    let user = match check_password(state, username, password).await {
+        Ok(Some(user)) => {
+            state.auth.limiter().succeeded(&attempt);
+            user
+        }
+        Ok(None) => {
+            audit_failure(format!("bad credentials for {username:?}"));
+            return Err(FhirError::Unauthorized("wrong username or password".into()));
+        }
+        Err(error) => {
+            state.auth.limiter().take_back(&attempt);
+            audit_failure(format!("not checked ({error}): {username:?}"));
+            return Err(error);
+        }
+    };
     let role = Role::parse(&user.role)
         .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
     let info = UserInfo {
@@ -707,9 +818,25 @@ pub async fn sign_in(
     Ok((info, sid, refresh))
 }
 
-fn dummy_hash() -> &'static str {
-    // A valid Argon2id hash of a random string, same parameters as real ones.
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Jm0cA8q3cJ8hEPnWBhpmnB3Z1Pb3Wd5q3d0CKkM5QkI"
+/// The active account `username` names, if `password` is its password. An unknown or inactive
+/// account is verified against a dummy hash, under the same bound, so that neither timing nor
+/// the hasher's capacity tells accounts apart.
+async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<UserRow>, FhirError> {
+    let user = state
+        .store
+        .user_by_username(username)
+        .await?
+        .filter(|user| user.active);
+    let hash = user.as_ref().map_or_else(
+        || dummy_hash().to_owned(),
+        |user| user.password_hash.clone(),
+    );
+    let matched = state.auth.hasher.verify(password.to_owned(), hash).await?;
+    Ok(user.filter(|_| matched))
 }
 
 async fn login(
@@ -721,7 +848,7 @@ async fn login(
     let request: LoginRequest = serde_json::from_slice(&body).map_err(|_| {
         FhirError::BadRequest("send {\"username\": \"…\", \"password\": \"…\"}".into())
     })?;
-    let address = client_address(&headers, Some(peer));
+    let address = state.auth.client_address(&headers, Some(peer));
     let (user, sid, refresh) =
         sign_in(&state, &request.username, &request.password, &address).await?;
     Ok(session_response(session_cookies(
@@ -730,10 +857,11 @@ async fn login(
 }
 
 /// Rotates the refresh cookie into a new access token; a replayed refresh token revokes the
-/// whole session.
+/// whole session. `peer` is the TCP peer, for the audit trail.
 pub async fn refresh_session(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
 ) -> Result<IssuedSession, FhirError> {
     let presented = cookie(headers, REFRESH_COOKIE)
         .ok_or_else(|| FhirError::Unauthorized("no refresh token; sign in again".into()))?;
@@ -775,7 +903,7 @@ pub async fn refresh_session(
             user_id,
         } => {
             crate::sessions::end(state, &session_id, "session revoked");
-            let address = client_address(headers, None);
+            let address = state.auth.client_address(headers, peer);
             audit_auth(
                 &state.store,
                 Some(user_id),
@@ -794,53 +922,80 @@ pub async fn refresh_session(
     }
 }
 
-async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, FhirError> {
+async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
     if !same_origin(&headers) {
-        return Err(FhirError::Forbidden(
-            "cross-site request refused (Origin does not match)".into(),
-        ));
+        return Err(cross_site());
     }
-    Ok(session_response(refresh_session(&state, &headers).await?))
+    Ok(session_response(
+        refresh_session(&state, &headers, Some(peer)).await?,
+    ))
 }
 
-/// Revokes the session the request authenticates with, if any (an expired access token still
-/// names its session, so sign-out works after a coffee break too).
-pub async fn end_session(state: &AppState, headers: &HeaderMap) {
-    let token = bearer(headers)
-        .ok()
-        .flatten()
-        .or_else(|| cookie(headers, ACCESS_COOKIE));
-    let Some(token) = token else { return };
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_exp = false;
-    validation.set_issuer(&[ISSUER]);
-    let Ok(data) = jsonwebtoken::decode::<Claims>(token, &state.auth.decoding, &validation) else {
-        return;
+fn cross_site() -> FhirError {
+    FhirError::Forbidden("cross-site request refused (Origin or Referer must be ours)".into())
+}
+
+/// Revokes the session a sign-out names: through an access token in the bearer header or in
+/// the session cookie (an expired one still names its session, so sign-out works after a
+/// coffee break too); a cookie must come with our own Origin or Referer, as for every
+/// state-changing request. A request that names no session has nothing to end. Any other token
+/// (a WebSocket or binding token, a forged one, one whose session is another user's) is
+/// refused and ends nothing.
+pub async fn end_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<(), FhirError> {
+    let (token, via_cookie) = match bearer(headers)? {
+        Some(token) => (token, false),
+        None => match cookie(headers, ACCESS_COOKIE) {
+            Some(token) => (token, true),
+            None => return Ok(()),
+        },
     };
-    let sid = data.claims.sid;
-    if let Err(error) = state
-        .store
-        .revoke_session(&sid, &format_instant(Utc::now()), "signed out")
-        .await
-    {
-        tracing::warn!(%error, "could not revoke a session at sign-out");
+    if via_cookie && !same_origin(headers) {
+        return Err(cross_site());
     }
-    crate::sessions::end(state, &sid, "signed out");
+    let claims = state.auth.verify_with(token, Purpose::Access, false)?;
+    let now = format_instant(Utc::now());
+    match state.store.session_user(&claims.sid, &now).await? {
+        None => return Ok(()),
+        Some(user) if user != claims.sub => {
+            return Err(FhirError::Unauthorized(
+                "the token does not belong to its session".into(),
+            ))
+        }
+        Some(_) => {}
+    }
+    state
+        .store
+        .revoke_session(&claims.sid, &now, "signed out")
+        .await?;
+    crate::sessions::end(state, &claims.sid, "signed out");
     audit_auth(
         &state.store,
-        Some(data.claims.sub),
+        Some(claims.sub),
         "logout",
         "0",
         "signed out".into(),
-        client_address(headers, None),
+        state.auth.client_address(headers, peer),
     );
+    Ok(())
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    end_session(&state, &headers).await;
+async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
+    end_session(&state, &headers, Some(peer)).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, &cleared_cookies());
-    response
+    Ok(response)
 }
 
 /// Who is signed in. `profile` is the user's Practitioner resource, the shape `@medplum/core`
@@ -952,11 +1107,23 @@ pub async fn oauth_token(
             )
         }
     };
-    let address = client_address(&headers, Some(peer));
+    let address = state.auth.client_address(&headers, Some(peer));
     let (user, sid, _refresh) = match sign_in(&state, &username, &password, &address).await {
         Ok(signed_in) => signed_in,
-        Err(FhirError::TooManyRequests { message, .. }) => {
-            return oauth_error(StatusCode::TOO_MANY_REQUESTS, "invalid_grant", &message)
+        Err(error @ (FhirError::TooManyRequests { .. } | FhirError::Unavailable { .. })) => {
+            let (status, code) = match error {
+                FhirError::TooManyRequests { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "invalid_grant")
+                }
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            };
+            let mut response = oauth_error(status, code, &error.to_string());
+            if let Some(seconds) = error.retry_after_secs() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
         }
         Err(_) => {
             return oauth_error(
@@ -1027,21 +1194,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limiter_blocks_after_the_limit_and_clears_on_success() {
+    fn attempts_count_before_they_are_checked_and_settle_after() {
         let mut limiter = LoginLimiter::default();
-        for _ in 0..MAX_FAILURES_PER_ACCOUNT {
-            assert!(limiter
-                .blocked("user:a", MAX_FAILURES_PER_ACCOUNT)
-                .is_none());
-            limiter.fail("user:a".into());
-        }
-        assert!(limiter
-            .blocked("user:a", MAX_FAILURES_PER_ACCOUNT)
-            .is_some());
-        limiter.clear("user:a");
-        assert!(limiter
-            .blocked("user:a", MAX_FAILURES_PER_ACCOUNT)
-            .is_none());
+        let reserve = |limiter: &mut LoginLimiter, address: &str| {
+            limiter.reserve("user:a".into(), format!("addr:{address}"))
+        };
+        // As many attempts in flight as the limit, none settled yet: the next is refused.
+        let pending: Vec<Attempt> = (0..MAX_FAILURES_PER_ACCOUNT)
+            .map(|i| reserve(&mut limiter, &i.to_string()).unwrap())
+            .collect();
+        assert!(reserve(&mut limiter, "x").is_err());
+        // One never checked is taken back and frees its place; one that succeeds forgives all.
+        limiter.take_back(&pending[0]);
+        let retried = reserve(&mut limiter, "x").unwrap();
+        assert!(reserve(&mut limiter, "y").is_err());
+        limiter.succeeded(&retried);
+        assert!(reserve(&mut limiter, "y").is_ok());
+        assert!(limiter.failures["addr:x"].is_empty());
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+        let proxy: IpAddr = "192.0.2.10".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.1, 203.0.113.7, 192.0.2.10"),
+        );
+        let stranger: IpAddr = "203.0.113.99".parse().unwrap();
+        assert_eq!(client_ip(&[proxy], &headers, stranger), stranger);
+        assert_eq!(
+            client_ip(&[], &headers, proxy),
+            proxy,
+            "no proxy configured: the header is ignored"
+        );
+        // Behind our proxy (which forwarded itself too), the nearest hop not ours is the client;
+        // what the client wrote further left is not believed.
+        assert_eq!(
+            client_ip(&[proxy], &headers, proxy),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("nonsense"));
+        assert_eq!(client_ip(&[proxy], &headers, proxy), proxy);
+        let mapped: IpAddr = "::ffff:192.0.2.10".parse().unwrap();
+        assert_eq!(client_ip(&[proxy], &HeaderMap::new(), mapped), proxy);
     }
 
     #[test]
@@ -1076,10 +1272,5 @@ mod tests {
         );
         assert_eq!(cookie(&headers, ACCESS_COOKIE), Some("tok"));
         assert_eq!(cookie(&headers, "b"), None);
-    }
-
-    #[test]
-    fn the_dummy_hash_parses() {
-        assert!(PasswordHash::new(dummy_hash()).is_ok());
     }
 }

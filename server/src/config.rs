@@ -3,7 +3,13 @@
 //! Read once at start-up, before anything is bound or opened. A bad value stops start-up with one
 //! line that names the flag or variable; secrets are never printed (see `Config`'s `Debug`).
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
 /// The JWT secret used when none is configured. Development only: start-up logs a warning.
 pub const DEV_JWT_SECRET: &str = "rounds-development-secret-do-not-use-in-production";
@@ -46,6 +52,13 @@ pub struct Config {
     /// How often the sessions behind this node's sockets and held polls are re-checked in the
     /// database: the longest a socket outlives its session when every notice of the end is lost.
     pub session_recheck: Duration,
+    /// Password verifications that may run at once (each holds 19 MiB while it runs).
+    pub hash_concurrency: usize,
+    /// Proxies whose `X-Forwarded-For` names the client; from any other peer the header is
+    /// ignored and the TCP peer address is the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A bearer token that opens `/metrics` to a scraper without an account. Never logged.
+    pub metrics_token: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -70,6 +83,12 @@ impl fmt::Debug for Config {
                 &self.max_subscriptions_per_user,
             )
             .field("session_recheck", &self.session_recheck)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -93,6 +112,9 @@ impl Default for Config {
             ws_queue_frames: 4096,
             max_subscriptions_per_user: 25,
             session_recheck: Duration::from_secs(5),
+            hash_concurrency: crate::password::DEFAULT_CONCURRENCY,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -181,6 +203,16 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "ROUNDS_SESSION_RECHECK_MS",
         "ms between re-checks of the sessions behind open sockets; the longest a socket outlives its session [5000]",
     ),
+    (
+        "--hash-concurrency",
+        "ROUNDS_HASH_CONCURRENCY",
+        "password verifications at once, 19 MiB each; more wait, then 503 [4]",
+    ),
+    (
+        "--trusted-proxies",
+        "ROUNDS_TRUSTED_PROXIES",
+        "comma-separated proxy IPs whose X-Forwarded-For is believed [none]",
+    ),
 ];
 
 /// Usage text for `--help`.
@@ -193,6 +225,9 @@ pub fn usage() -> String {
     }
     text.push_str(
         "  (environment only)       ROUNDS_JWT_SECRET            signing key for access tokens\n",
+    );
+    text.push_str(
+        "  (environment only)       ROUNDS_METRICS_TOKEN         bearer token for /metrics scrapers\n",
     );
     text.push_str("  (environment only)       RUST_LOG                     log filter [info]\n");
     text
@@ -321,6 +356,15 @@ impl Config {
                             as u64,
                     )
                 }
+                "--hash-concurrency" => {
+                    config.hash_concurrency = parse_positive(&value)
+                        .filter(|n| *n <= 256)
+                        .ok_or_else(|| invalid("expected an integer from 1 to 256"))?
+                }
+                "--trusted-proxies" => {
+                    config.trusted_proxies = parse_addresses(&value)
+                        .ok_or_else(|| invalid("expected comma-separated IP addresses"))?
+                }
                 _ => unreachable!("flags are checked against OPTIONS above"),
             }
         }
@@ -335,6 +379,16 @@ impl Config {
             }
             config.jwt_secret = secret;
             config.jwt_secret_is_default = false;
+        }
+        if let Some(token) = env("ROUNDS_METRICS_TOKEN") {
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    source_name: "ROUNDS_METRICS_TOKEN".into(),
+                    value: "<redacted>".into(),
+                    reason: "must be at least 16 bytes".into(),
+                });
+            }
+            config.metrics_token = Some(token);
         }
         Ok(config)
     }
@@ -373,6 +427,16 @@ fn parse_bool(value: &str) -> Option<bool> {
 
 fn parse_positive(value: &str) -> Option<usize> {
     usize::from_str(value).ok().filter(|n| *n > 0)
+}
+
+/// `a, b, c` as IP addresses; empty means none.
+fn parse_addresses(value: &str) -> Option<Vec<IpAddr>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -478,5 +542,43 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let config = Config::default();
         assert!(!format!("{config:?}").contains(DEV_JWT_SECRET));
+    }
+
+    #[test]
+    fn trusted_proxies_hash_concurrency_and_the_metrics_token_are_read() {
+        let config = Config::from_sources(
+            [
+                "--trusted-proxies",
+                "192.0.2.1, ::1",
+                "--hash-concurrency=2",
+            ]
+            .map(String::from),
+            env_of(&[("ROUNDS_METRICS_TOKEN", "a-scraper-token-of-length")]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(config.hash_concurrency, 2);
+        assert!(!format!("{config:?}").contains("a-scraper-token"));
+        let err = Config::from_sources(
+            Vec::<String>::new(),
+            env_of(&[("ROUNDS_TRUSTED_PROXIES", "192.0.2.1,proxy")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ROUNDS_TRUSTED_PROXIES"));
+        let err = Config::from_sources(["--hash-concurrency", "0"].map(String::from), env_of(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--hash-concurrency"));
+        let err = Config::from_sources(
+            Vec::<String>::new(),
+            env_of(&[("ROUNDS_METRICS_TOKEN", "short")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ROUNDS_METRICS_TOKEN"));
     }
 }

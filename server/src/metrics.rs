@@ -1,15 +1,19 @@
-//! Operational metrics, served at `GET /metrics` in the Prometheus (OpenMetrics) text format.
+//! Operational metrics, served at `GET /metrics` in the Prometheus (OpenMetrics) text format,
+//! and the operator's view of one user's sockets at `GET /admin/sockets?user=`.
 //!
 //! Where it sits: beside the event path, never on it. The hub, the dispatcher and the connections
 //! bump these counters with atomic operations; nothing here locks, allocates per event, or waits.
 //! Gauges that describe the room registry (rooms, members) are sampled from the hub when scraped.
+//! Both endpoints are for operators: an admin (bearer or session) or a scraper presenting
+//! `ROUNDS_METRICS_TOKEN`. The metrics hold counts only, never user ids or room names.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::State,
-    http::{header, StatusCode},
+    extract::{Query, State},
+    http::{header, HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
+    Json,
 };
 use prometheus_client::{
     encoding::text::encode,
@@ -22,13 +26,17 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::state::AppState;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::{self, Role},
+    fhir::error::FhirError,
+    state::AppState,
+};
 
 /// Label set `{kind="patient"}` etc. for per-room-kind gauges.
 type KindLabels = Vec<(&'static str, &'static str)>;
-/// Label set `{user="dr.chen"}`: the user id, as `welcome.user.id` shows it (the encoder
-/// escapes `\`, `"` and newlines in label values).
-type UserLabels = Vec<(&'static str, String)>;
 
 /// Every metric Rounds exports. Cheap to clone handles live inside; share it as `Arc<Metrics>`.
 pub struct Metrics {
@@ -63,9 +71,8 @@ pub struct Metrics {
     pub room_members: Family<KindLabels, Gauge>,
     /// Client frames refused with an `error` frame or a close code.
     pub bad_frames: Counter,
-    /// Open `/ws` sockets per user (sampled from the hub on scrape; a user without a socket
-    /// has no series).
-    pub ws_connections_by_user: Family<UserLabels, Gauge>,
+    /// Users with at least one `/ws` socket open now (sampled from the hub on scrape).
+    pub users_connected: Gauge,
     /// `POST /ws/poll` requests received (refused ones included).
     pub poll_requests: Counter,
     /// Long polls held now, waiting for the log to move.
@@ -101,7 +108,7 @@ impl Metrics {
         let rooms = Gauge::default();
         let room_members = Family::default();
         let bad_frames = Counter::default();
-        let ws_connections_by_user = Family::default();
+        let users_connected = Gauge::default();
         let poll_requests = Counter::default();
         let poll_waiting = Gauge::default();
         registry.register(
@@ -172,9 +179,9 @@ impl Metrics {
         );
         registry.register("ws_bad_frames", "Client frames refused", bad_frames.clone());
         registry.register(
-            "ws_connections_by_user",
-            "WebSocket connections open now, per user id",
-            ws_connections_by_user.clone(),
+            "ws_users_connected",
+            "Users with at least one WebSocket connection open now",
+            users_connected.clone(),
         );
         registry.register(
             "poll_requests",
@@ -203,7 +210,7 @@ impl Metrics {
             rooms,
             room_members,
             bad_frames,
-            ws_connections_by_user,
+            users_connected,
             poll_requests,
             poll_waiting,
         })
@@ -222,10 +229,14 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> Response {
+/// `GET /metrics`, for operators.
+pub async fn handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, FhirError> {
+    authorize_operator(&state, &headers).await?;
     state.hub.sample_gauges(&state.metrics);
-    (
+    Ok((
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
@@ -233,7 +244,48 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         )],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SocketsQuery {
+    user: Option<String>,
+}
+
+/// `GET /admin/sockets?user=ID` → `{"user", "sockets"}`: how many `/ws` sockets that user has
+/// open on this node now (the metrics only count users, so as not to name them).
+pub async fn sockets_of_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SocketsQuery>,
+) -> Result<Json<serde_json::Value>, FhirError> {
+    authorize_operator(&state, &headers).await?;
+    let user = query
+        .user
+        .filter(|user| !user.is_empty())
+        .ok_or_else(|| FhirError::BadRequest("name the user: ?user=ID".into()))?;
+    let sockets = state.hub.sockets_of(&user);
+    Ok(Json(serde_json::json!({"user": user, "sockets": sockets})))
+}
+
+/// Admits the operator's scraper (`Authorization: Bearer` with `ROUNDS_METRICS_TOKEN`) and
+/// admins (bearer or session cookie); anyone else is refused (401 signed out, 403 signed in).
+async fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), FhirError> {
+    if let (Some(expected), Ok(Some(presented))) =
+        (&state.config.metrics_token, auth::bearer(headers))
+    {
+        // Digests compared, so the comparison's time says nothing about the token.
+        if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.as_bytes()) {
+            return Ok(());
+        }
+    }
+    let user = auth::authenticate(state, headers, &Method::GET).await?;
+    if user.role != Role::Admin {
+        return Err(FhirError::Forbidden(
+            "metrics are for operators: an admin or the metrics token".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,17 +293,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_user_series_escape_their_label_and_can_be_removed() {
+    fn connected_users_are_counted_without_naming_them() {
         let metrics = Metrics::new("n", "sqlite");
-        let odd = "a\"b\\c\nd".to_owned();
-        let labels = vec![("user", odd)];
-        metrics.ws_connections_by_user.get_or_create(&labels).set(2);
+        metrics.users_connected.set(2);
         let text = metrics.render();
-        assert!(
-            text.contains("rounds_ws_connections_by_user{user=\"a\\\"b\\\\c\\nd\"} 2"),
-            "{text}"
-        );
-        assert!(metrics.ws_connections_by_user.remove(&labels));
-        assert!(!metrics.render().contains("rounds_ws_connections_by_user{"));
+        assert!(text.contains("rounds_ws_users_connected 2"), "{text}");
+        assert!(!text.contains("user="), "{text}");
     }
 }

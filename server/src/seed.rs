@@ -6,9 +6,9 @@
 use chrono::{DurationRound, TimeDelta, Utc};
 
 use crate::{
-    auth,
     demo::{self, DEMO_PASSWORD, DEMO_USERS},
     fhir::{date::format_instant, error::FhirError},
+    password,
     store::{accounts::UserRow, Actor, Store, WriteOp},
 };
 
@@ -99,7 +99,7 @@ pub async fn seed_demo(store: &Store) -> Result<bool, FhirError> {
 async fn futures_hashes() -> Result<Vec<String>, FhirError> {
     let tasks: Vec<_> = DEMO_USERS
         .iter()
-        .map(|_| tokio::spawn(auth::hash_password(DEMO_PASSWORD.to_owned())))
+        .map(|_| tokio::spawn(password::hash_password(DEMO_PASSWORD.to_owned())))
         .collect();
     let mut hashes = Vec::with_capacity(tasks.len());
     for task in tasks {

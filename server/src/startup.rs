@@ -78,11 +78,14 @@ impl Application {
             metrics,
             subscriptions: crate::subscriptions::Subscriptions::new(),
             sessions: crate::sessions::Sessions::new(),
-            auth: Arc::new(AuthKeys::new(
-                &config.jwt_secret,
-                config.secure_cookies,
-                config.refresh_grace,
-            )),
+            auth: Arc::new(
+                AuthKeys::new(
+                    &config.jwt_secret,
+                    config.secure_cookies,
+                    config.refresh_grace,
+                )
+                .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone()),
+            ),
             config: Arc::new(config),
             store,
             leptos,
@@ -193,11 +196,13 @@ fn spawn_revocations(state: AppState) {
     });
 }
 
-/// All routes. Public: `/health`, `/auth/login`, static files. Everything else authenticates.
+/// All routes. Public: `/health`, `/auth/login`, static files. Everything else authenticates
+/// (`/metrics` also takes the operator's `ROUNDS_METRICS_TOKEN`).
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(crate::metrics::handler))
+        .route("/admin/sockets", get(crate::metrics::sockets_of_user))
         .merge(crate::realtime::routes())
         .route(
             "/ws/subscriptions-r4",
@@ -216,6 +221,10 @@ pub fn router(state: &AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .merge(web::routes(state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::resolve_client,
+        ))
         .with_state(state.clone())
 }
 

@@ -5,7 +5,7 @@
 //! Server functions reach the data through `ServerBackend`, which applies the same access policy
 //! as the FHIR API. Unknown paths answer 404.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use app::api::{
     backend::{Backend, BackendError, BackendHandle, BoxFuture, SignedIn},
@@ -13,8 +13,8 @@ use app::api::{
 };
 use axum::{
     body::Body,
-    extract::{Request, State},
-    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    extract::{ConnectInfo, Request, State},
+    http::{header, request::Parts, Extensions, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     Router,
@@ -109,7 +109,8 @@ async fn sign_in_gate(State(state): State<AppState>, mut request: Request, next:
         return next.run(request).await;
     }
     // Try the refresh cookie: a shift-long session should not need the password again.
-    match auth::refresh_session(&state, request.headers()).await {
+    let peer = peer(request.extensions());
+    match auth::refresh_session(&state, request.headers(), peer).await {
         Ok(refreshed) => {
             // Let this request's server functions see the new access token.
             let cookie_line = format!("{}={}", auth::ACCESS_COOKIE, refreshed.access_token);
@@ -126,6 +127,13 @@ async fn sign_in_gate(State(state): State<AppState>, mut request: Request, next:
         }
         Err(_) => Redirect::to("/login").into_response(),
     }
+}
+
+/// The TCP peer the listener recorded for this request.
+fn peer(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer)
 }
 
 /// The server's side of the UI's server functions.
@@ -541,16 +549,16 @@ impl Backend for ServerBackend {
 
     fn sign_in<'a>(
         &'a self,
-        headers: &'a HeaderMap,
+        request: &'a Parts,
         username: &'a str,
         password: &'a str,
     ) -> BoxFuture<'a, Result<SignedIn, BackendError>> {
         Box::pin(async move {
-            let address = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("browser")
-                .to_owned();
+            let headers = &request.headers;
+            let address = self
+                .state
+                .auth
+                .client_address(headers, peer(&request.extensions));
             match auth::sign_in(&self.state, username, password, &address).await {
                 Ok((user, sid, refresh)) => {
                     let issued = auth::session_cookies(&self.state, headers, &user, &sid, &refresh)
@@ -566,10 +574,16 @@ impl Backend for ServerBackend {
         })
     }
 
-    fn sign_out<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Vec<String>> {
+    fn sign_out<'a>(&'a self, request: &'a Parts) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async move {
-            auth::end_session(&self.state, headers).await;
-            auth::cleared_cookies()
+            let peer = peer(&request.extensions);
+            match auth::end_session(&self.state, &request.headers, peer).await {
+                Ok(()) => auth::cleared_cookies(),
+                Err(error) => {
+                    tracing::warn!(%error, "sign-out refused");
+                    Vec::new()
+                }
+            }
         })
     }
 

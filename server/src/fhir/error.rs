@@ -46,6 +46,12 @@ pub enum FhirError {
         message: String,
         retry_after_secs: u64,
     },
+    /// 503 with `Retry-After`: the server is at a capacity limit (e.g. password hashing).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -87,6 +93,7 @@ impl FhirError {
             FhirError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             FhirError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FhirError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            FhirError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             FhirError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +111,7 @@ impl FhirError {
             FhirError::UnsupportedMediaType(_) => "not-supported",
             FhirError::Unprocessable(_) => "processing",
             FhirError::TooManyRequests { .. } => "throttled",
+            FhirError::Unavailable { .. } => "transient",
             FhirError::Internal(_) => "exception",
             FhirError::Invalid(issues) => return issues.clone(),
         };
@@ -112,6 +120,19 @@ impl FhirError {
             other => other.to_string(),
         };
         vec![Issue::new(code, message, None)]
+    }
+
+    /// The `Retry-After` seconds of a throttled or unavailable answer.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            FhirError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | FhirError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 
     /// The OperationOutcome this error answers with.
@@ -148,10 +169,7 @@ impl IntoResponse for FhirError {
         let mut response = (status, self.outcome().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
-        if let FhirError::TooManyRequests {
-            retry_after_secs, ..
-        } = self
-        {
+        if let Some(retry_after_secs) = self.retry_after_secs() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -124,6 +124,8 @@ fn resource_response(stored: &Stored) -> Response {
     with_version_headers(fhir_json(StatusCode::OK, stored.json.to_string()), stored)
 }
 
+/// The acting user and their address: `X-Forwarded-For` holds the vetted client address here
+/// (`auth::resolve_client` rewrites it at the edge).
 fn actor(user: &AuthUser, headers: &HeaderMap) -> Actor {
     Actor {
         user_id: Some(user.id.clone()),

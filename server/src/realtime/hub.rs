@@ -100,9 +100,6 @@ struct Registry {
     members: HashMap<u64, Member>,
     /// The last `seq` the dispatcher has routed.
     dispatched: i64,
-    /// Users with a `rounds_ws_connections_by_user` series, so that a user whose last socket
-    /// closed loses theirs at the next scrape.
-    gauged_users: HashSet<String>,
 }
 
 impl Registry {
@@ -381,9 +378,19 @@ impl Hub {
         self.lock().members.len()
     }
 
+    /// Open sockets of user `user_id`: a socket leaves the registry as soon as its close is
+    /// seen, so the count drops promptly.
+    pub fn sockets_of(&self, user_id: &str) -> usize {
+        self.lock()
+            .members
+            .values()
+            .filter(|member| member.handle.user.id == user_id)
+            .count()
+    }
+
     /// Copies the registry's sizes into the gauges (on scrape).
     pub fn sample_gauges(&self, metrics: &Metrics) {
-        let mut registry = self.lock();
+        let registry = self.lock();
         metrics.rooms.set(registry.rooms.len() as i64);
         let mut per_kind: HashMap<&'static str, i64> = HashMap::new();
         for (room, members) in &registry.rooms {
@@ -409,25 +416,13 @@ impl Hub {
         metrics.queue_depth.set(depth as i64);
         metrics.connections_open.set(registry.members.len() as i64);
 
-        // Sockets per user, from the registry itself: a socket leaves it as soon as its close
-        // is seen, so the count drops promptly; a user with no socket left has no series.
-        let mut per_user: HashMap<&str, i64> = HashMap::new();
-        for member in registry.members.values() {
-            *per_user.entry(member.handle.user.id.as_str()).or_default() += 1;
-        }
-        let by_user = &metrics.ws_connections_by_user;
-        for user in &registry.gauged_users {
-            if !per_user.contains_key(user.as_str()) {
-                by_user.remove(&vec![("user", user.clone())]);
-            }
-        }
-        for (user, count) in &per_user {
-            by_user
-                .get_or_create(&vec![("user", (*user).to_owned())])
-                .set(*count);
-        }
-        let gauged: HashSet<String> = per_user.keys().map(|user| (*user).to_owned()).collect();
-        registry.gauged_users = gauged;
+        // How many users are connected, never who: user ids stay out of the labels.
+        let users: HashSet<&str> = registry
+            .members
+            .values()
+            .map(|member| member.handle.user.id.as_str())
+            .collect();
+        metrics.users_connected.set(users.len() as i64);
     }
 }
 

@@ -314,7 +314,7 @@ async fn poll(
         // itself is computed afresh for what arrived during the wait.
         let active = state
             .auth
-            .session_active(&state.store, &user.session_id)
+            .session_active(&state.store, &user.session_id, &user.id)
             .await
             .map_err(|_| unavailable("the session could not be checked; retry"))?;
         if !active {

@@ -612,8 +612,13 @@ impl Store {
         on_backend!(self.revoke_session(session_id, now, why))
     }
 
-    pub async fn session_active(&self, session_id: &str, now: &str) -> Result<bool, StoreError> {
-        on_backend!(self.session_active(session_id, now))
+    /// The user of session `session_id` while it is active.
+    pub async fn session_user(
+        &self,
+        session_id: &str,
+        now: &str,
+    ) -> Result<Option<String>, StoreError> {
+        on_backend!(self.session_user(session_id, now))
     }
 
     /// Which of `session_ids` are active at `now` (not revoked, not expired), asked in as few

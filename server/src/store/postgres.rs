@@ -1435,16 +1435,19 @@ impl PgStore {
         Ok(())
     }
 
-    /// Whether the session exists, is not revoked and has not expired at `now`.
-    pub async fn session_active(&self, session_id: &str, now: &str) -> Result<bool, StoreError> {
-        let active: Option<i64> = sqlx::query_scalar(
-            "SELECT 1::BIGINT FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+    /// The user of session `session_id` while it is active (not revoked, not expired).
+    pub async fn session_user(
+        &self,
+        session_id: &str,
+        now: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
         )
         .bind(session_id)
         .bind(now)
         .fetch_optional(&self.readers)
-        .await?;
-        Ok(active.is_some())
+        .await?)
     }
 
     /// Which of `session_ids` exist, are not revoked and have not expired at `now`.

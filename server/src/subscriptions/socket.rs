@@ -245,7 +245,7 @@ async fn handle(
             }
             if !state
                 .auth
-                .session_is_active(&state.store, &claims.sid)
+                .session_is_active(&state.store, &claims.sid, &claims.sub)
                 .await
             {
                 return reply(outcome(

@@ -3,7 +3,11 @@
 //! SQLite; `api_pg` runs the same suites on PostgreSQL (`crate::POSTGRES`), each test with a
 //! database of its own on one throwaway cluster (`pg_cluster`).
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
@@ -165,6 +169,70 @@ impl TestApp {
                 .map_or(0, |e| e.seq),
             store.audit_rows(None, 0, 0).await.unwrap().0,
         )
+    }
+}
+
+/// A real `rounds` process (the release binary), for what only a process shows: its memory, a
+/// SIGKILL. Killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub base: String,
+    _dir: TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` on top of the test settings, on `database` (several
+    /// servers may share one PostgreSQL database) or else on a fresh one, and waits until it
+    /// answers `/health`.
+    pub async fn start(database: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match database {
+            Some(url) => url.to_owned(),
+            None => database_url(dir.path()).await,
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rounds"))
+            .env("ROUNDS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ROUNDS_DATABASE_URL", &database_url)
+            .env("ROUNDS_JWT_SECRET", SECRET)
+            .env("ROUNDS_SITE_ROOT", dir.path().join("site"))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the rounds binary starts");
+        let server = ServerProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let http = Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = http.get(server.url("/health")).send().await {
+                if response.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
     }
 }
 

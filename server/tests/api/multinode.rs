@@ -1,11 +1,7 @@
 //! Several nodes on one PostgreSQL: each node a real `rounds` process (so SIGKILL is real), all
 //! on one database of the test binary's cluster.
 
-use std::{
-    collections::BTreeSet,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::collections::BTreeSet;
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -14,64 +10,17 @@ use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::{
-    helpers::{close_code, order, Socket, PASSWORD, SECRET, WAIT},
+    helpers::{close_code, order, ServerProcess, Socket, PASSWORD, SECRET, WAIT},
     pg_cluster::fresh_database,
 };
 
 /// One `rounds` process.
-struct Node {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Node = ServerProcess;
 
 impl Node {
-    /// Starts a node on `database_url` and waits until it answers `/health`.
-    async fn start(database_url: &str, name: &str) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rounds"))
-            .env("ROUNDS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("ROUNDS_DATABASE_URL", database_url)
-            .env("ROUNDS_JWT_SECRET", SECRET)
-            .env("ROUNDS_NODE_ID", name)
-            .env("ROUNDS_SITE_ROOT", dir.path().join("site"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the rounds binary starts");
-        let node = Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = http.get(node.url("/health")).send().await {
-                if response.status().is_success() {
-                    return node;
-                }
-            }
-            assert!(Instant::now() < deadline, "node {name} did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+    /// Starts node `name` on `database_url` and waits until it answers `/health`.
+    async fn named(database_url: &str, name: &str) -> Node {
+        ServerProcess::start(Some(database_url), &[("ROUNDS_NODE_ID", name)]).await
     }
 
     async fn token(&self, username: &str) -> String {
@@ -163,8 +112,8 @@ async fn create(client: &reqwest::Client, base: &str, token: &str) -> Option<Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_one_node_receives_what_is_written_on_another() {
     let database = fresh_database().await;
-    let a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let token = a.token("dr.chen").await;
     let (mut on_a, _) = a.subscribe(&token, None).await;
 
@@ -199,7 +148,10 @@ async fn a_client_on_one_node_receives_what_is_written_on_another() {
 
     // Each node reports itself in its metrics.
     for (node, name) in [(&a, "node-a"), (&b, "node-b")] {
-        let metrics = reqwest::get(node.url("/metrics"))
+        let metrics = reqwest::Client::new()
+            .get(node.url("/metrics"))
+            .bearer_auth(node.token("admin").await)
+            .send()
             .await
             .unwrap()
             .text()
@@ -217,8 +169,8 @@ async fn a_client_on_one_node_receives_what_is_written_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_two_nodes_give_every_client_one_gap_free_order() {
     let database = fresh_database().await;
-    let a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let token = a.token("dr.chen").await;
     let (mut on_a, head) = a.subscribe(&token, None).await;
     let (mut on_b, _) = b.subscribe(&token, Some(head)).await;
@@ -276,8 +228,8 @@ async fn concurrent_writers_on_two_nodes_give_every_client_one_gap_free_order() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_a_killed_node_resume_on_another_and_miss_nothing() {
     let database = fresh_database().await;
-    let mut a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let mut a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let token = a.token("dr.chen").await;
     let (mut on_a, head) = a.subscribe(&token, None).await;
 
@@ -367,8 +319,8 @@ async fn clients_of_a_killed_node_resume_on_another_and_miss_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_node_closes_the_sessions_sockets_on_every_node() {
     let database = fresh_database().await;
-    let a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let token = a.token("nurse.patel").await;
     let (mut on_b, _) = b.subscribe(&token, None).await;
     let response = reqwest::Client::new()
@@ -582,8 +534,8 @@ async fn next_bundle(ws: &mut Socket) -> Value {
 async fn fhir_subscriptions_work_on_any_node_and_outlive_the_matcher_node() {
     let database = fresh_database().await;
     // A starts first, so A wins the matcher lease.
-    let mut a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let mut a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let token = a.token("admin").await;
     let client = reqwest::Client::new();
 
@@ -724,8 +676,8 @@ async fn patients_of(node: &Node, token: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_care_team_change_on_one_node_stops_delivery_on_another() {
     let database = fresh_database().await;
-    let a = Node::start(&database, "node-a").await;
-    let b = Node::start(&database, "node-b").await;
+    let a = Node::named(&database, "node-a").await;
+    let b = Node::named(&database, "node-b").await;
     let admin = a.token("admin").await;
     let okafor = a.token("dr.okafor").await;
     let own = patients_of(&a, &okafor).await.remove(0);

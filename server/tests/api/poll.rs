@@ -72,9 +72,12 @@ fn update_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `/metrics`, as an admin reads it.
 async fn scrape(app: &TestApp) -> String {
+    let admin = app.token("admin").await;
     app.client
         .get(app.url("/metrics"))
+        .bearer_auth(admin)
         .send()
         .await
         .unwrap()
@@ -591,24 +594,19 @@ async fn polls_authenticate_like_the_socket_and_refuse_bad_bodies() {
     }
 }
 
-/// The `rounds_ws_connections_by_user` line of `user`, if any.
-fn user_line(metrics: &str, user: &str) -> Option<String> {
-    let prefix = format!("rounds_ws_connections_by_user{{user=\"{user}\"}} ");
-    metrics
-        .lines()
-        .find(|line| line.starts_with(&prefix))
-        .map(str::to_owned)
+/// Open sockets of `user`, as the operator's `/admin/sockets` reports them.
+async fn sockets_of(app: &TestApp, admin: &str, user: &str) -> u64 {
+    let (status, body) = app
+        .get_json(admin, &format!("/admin/sockets?user={user}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"], user);
+    body["sockets"].as_u64().unwrap()
 }
 
-async fn wait_for_user_line(app: &TestApp, user: &'static str, expected: Option<&'static str>) {
-    let (client, url) = (app.client.clone(), app.url("/metrics"));
-    wait_until(&format!("{user} has {expected:?} sockets"), move || {
-        let (client, url) = (client.clone(), url.clone());
-        Box::pin(async move {
-            let text = client.get(url).send().await.unwrap().text().await.unwrap();
-            user_line(&text, user)
-                == expected.map(|n| format!("rounds_ws_connections_by_user{{user=\"{user}\"}} {n}"))
-        })
+async fn wait_for_sockets(app: &TestApp, admin: &str, user: &str, expected: u64) {
+    wait_until(&format!("{user} has {expected} sockets"), move || {
+        Box::pin(async move { sockets_of(app, admin, user).await == expected })
     })
     .await;
 }
@@ -623,36 +621,37 @@ async fn close(ws: &mut Ws) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_per_user_socket_gauge_follows_opens_and_closes() {
+async fn operators_see_each_users_sockets_and_the_metrics_name_no_one() {
     let app = spawn_app().await;
+    let admin = app.token("admin").await;
     let chen = app.token("dr.chen").await;
     let patel = app.token("nurse.patel").await;
     let (mut first, welcome) = Ws::connect(&app, &chen).await;
     assert_eq!(welcome["data"]["user"]["id"], "dr.chen");
     let (second, _) = Ws::connect(&app, &chen).await;
     let (_nurse, _) = Ws::connect(&app, &patel).await;
+    assert_eq!(sockets_of(&app, &admin, "dr.chen").await, 2);
+    assert_eq!(sockets_of(&app, &admin, "nurse.patel").await, 1);
     let metrics = scrape(&app).await;
-    assert_eq!(
-        user_line(&metrics, "dr.chen").as_deref(),
-        Some("rounds_ws_connections_by_user{user=\"dr.chen\"} 2"),
-        "{metrics}"
-    );
-    assert_eq!(
-        user_line(&metrics, "nurse.patel").as_deref(),
-        Some("rounds_ws_connections_by_user{user=\"nurse.patel\"} 1")
+    assert!(metrics.contains("rounds_ws_users_connected 2"), "{metrics}");
+    assert!(
+        !metrics.contains("dr.chen") && !metrics.contains("nurse.patel"),
+        "the metrics name no user:\n{metrics}"
     );
     // A poll is not a socket.
     poll(&app, &chen, json!({"subscriptions": [], "wait_ms": 0})).await;
 
     close(&mut first).await;
-    wait_for_user_line(&app, "dr.chen", Some("1")).await;
+    wait_for_sockets(&app, &admin, "dr.chen", 1).await;
     // Dropped without a close handshake: the server notices the connection end all the same.
     drop(second);
-    wait_for_user_line(&app, "dr.chen", None).await;
-    let metrics = scrape(&app).await;
-    assert!(
-        !metrics.contains("user=\"dr.chen\""),
-        "the series of a user without sockets is removed:\n{metrics}"
-    );
-    assert!(user_line(&metrics, "nurse.patel").is_some());
+    wait_for_sockets(&app, &admin, "dr.chen", 0).await;
+    assert_eq!(sockets_of(&app, &admin, "nurse.patel").await, 1);
+    assert!(scrape(&app).await.contains("rounds_ws_users_connected 1"));
+
+    // Only operators may ask.
+    let (status, _) = app.get_json(&chen, "/admin/sockets?user=dr.chen").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get_json(&admin, "/admin/sockets").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

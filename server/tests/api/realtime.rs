@@ -392,6 +392,7 @@ async fn a_gap_older_than_the_log_answers_reset() {
     let metrics = app
         .client
         .get(app.url("/metrics"))
+        .bearer_auth(&admin)
         .send()
         .await
         .unwrap()
@@ -814,6 +815,7 @@ async fn metrics_describe_the_hub() {
     let scrape = || async {
         app.client
             .get(app.url("/metrics"))
+            .bearer_auth(&admin)
             .send()
             .await
             .unwrap()
