@@ -213,12 +213,16 @@ pub fn router(state: &AppState) -> Router {
             axum::routing::post(crate::auth::oauth_token),
         )
         .nest("/auth", crate::auth::routes())
-        // The FHIR layer enforces its own body limit to answer 413 as an OperationOutcome.
+        // The FHIR layer enforces its own body limit to answer 413 as an OperationOutcome, and
+        // answers axum's own rejections as OperationOutcomes too.
         .nest(
             "/fhir/R4",
             crate::subscriptions::routes()
                 .merge(fhir::routes())
-                .layer(DefaultBodyLimit::disable()),
+                .layer(DefaultBodyLimit::disable())
+                .layer(axum::middleware::map_response(
+                    fhir::error::every_error_an_outcome,
+                )),
         )
         .merge(web::routes(state))
         .layer(axum::middleware::from_fn_with_state(

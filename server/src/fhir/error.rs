@@ -179,6 +179,49 @@ impl IntoResponse for FhirError {
     }
 }
 
+/// The FHIR routes' last layer: every error answer is an OperationOutcome, also those axum
+/// writes itself before a handler runs (a path segment that does not decode, such as `%FF`, is a
+/// text/plain 400; a method the route lacks, an empty 405). Their status and headers (`Allow`)
+/// are kept; their text becomes the diagnostics.
+pub async fn every_error_an_outcome(response: Response) -> Response {
+    let status = response.status();
+    let is_fhir = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/fhir+json"));
+    if is_fhir || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // axum's own rejections are one short line; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let diagnostics = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNAUTHORIZED => "login",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => "not-supported",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-costly",
+        _ if status.is_client_error() => "processing",
+        _ => "exception",
+    };
+    let outcome = operation_outcome("error", &[Issue::new(code, diagnostics, None)]).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    Response::from_parts(parts, axum::body::Body::from(outcome))
+}
+
 impl From<StoreError> for FhirError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -187,6 +230,7 @@ impl From<StoreError> for FhirError {
             StoreError::VersionConflict { .. } => FhirError::PreconditionFailed(error.to_string()),
             StoreError::UnresolvedReferences(_) => FhirError::Unprocessable(error.to_string()),
             StoreError::Conflict(message) => FhirError::Conflict(message),
+            StoreError::TooCostly(message) => FhirError::BadRequest(message),
             // A constraint violation is the client's doing (e.g. a duplicate), not a 500.
             StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 FhirError::Conflict(

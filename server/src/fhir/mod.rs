@@ -14,7 +14,7 @@ pub mod search;
 pub mod validate;
 
 use axum::{
-    body::{Body, Bytes},
+    body::Body,
     extract::{Path, RawQuery, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
@@ -199,10 +199,18 @@ async fn search_post(
     Path(rtype): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, FhirError> {
+    let limit = search::MAX_SEARCH_BODY;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        FhirError::PayloadTooLarge(format!(
+            "a _search body may hold at most {limit} bytes of parameters"
+        ))
+    })?;
+    let form = std::str::from_utf8(&body)
+        .map_err(|_| FhirError::BadRequest("the _search body is not UTF-8 form data".into()))?;
     let mut pairs = query_pairs(raw.as_deref());
-    pairs.extend(query_pairs(std::str::from_utf8(&body).ok()));
+    pairs.extend(query_pairs(Some(form)));
     run_search(&state, &user, &rtype, pairs, &headers).await
 }
 
@@ -218,7 +226,9 @@ async fn run_search(
     if rtype == "AuditEvent" {
         return audit_search(state, user, &pairs, &base).await;
     }
-    let query = SearchQuery::parse(rtype, &pairs).map_err(|e| FhirError::BadRequest(e.0))?;
+    let query = SearchQuery::parse(rtype, &pairs)
+        .map_err(|e| FhirError::BadRequest(e.0))?
+        .owned_by(crate::subscriptions::search_owner(user, rtype));
     if prefers_strict(headers) && !query.warnings.is_empty() {
         return Err(FhirError::BadRequest(query.warnings.join("; ")));
     }
@@ -603,18 +613,12 @@ async fn create(
     }
     access::check_write(&state, &user, &rtype, None, Some(&resource)).await?;
     access::check_references(&state, &user, &rtype, None, &resource).await?;
-    // Subscriptions: one creation at a time, so the per-user cap holds, and answered only once
-    // the matcher has registered it (events committed after the answer are notified).
-    let _creating = if rtype == "Subscription" {
-        let guard = state.subscriptions.create_lock.lock().await;
-        let cap = state.config.max_subscriptions_per_user;
-        if state.subscriptions.count_owned_by(&user.id) >= cap {
-            return Err(FhirError::Unprocessable(format!(
-                "you already hold {cap} active subscriptions; delete one first"
-            )));
-        }
+    // Subscriptions: admitted under the per-user cap, and answered only once the matcher has
+    // registered it (events committed after the answer are notified).
+    let _admitted = if rtype == "Subscription" {
         crate::subscriptions::prepare(&user, None, &mut resource)?;
-        Some(guard)
+        let cap = state.config.max_subscriptions_per_user;
+        Some(state.subscriptions.admit(None, &resource, cap).await?)
     } else {
         None
     };
@@ -658,7 +662,7 @@ async fn update(
     });
     access::check_write(&state, &user, &rtype, before, Some(&resource)).await?;
     access::check_references(&state, &user, &rtype, Some(&id), &resource).await?;
-    if rtype == "Subscription" {
+    let _admitted = if rtype == "Subscription" {
         if previous
             .as_ref()
             .is_some_and(|p| !crate::subscriptions::may_use(&user, p))
@@ -666,7 +670,19 @@ async fn update(
             return Err(FhirError::NotFound(format!("{rtype}/{id} is not known")));
         }
         crate::subscriptions::prepare(&user, previous.as_ref(), &mut resource)?;
-    }
+        Some(
+            state
+                .subscriptions
+                .admit(
+                    Some(&id),
+                    &resource,
+                    state.config.max_subscriptions_per_user,
+                )
+                .await?,
+        )
+    } else {
+        None
+    };
     let written = state
         .store
         .write(
@@ -677,6 +693,9 @@ async fn update(
         )
         .await?
         .ok_or_else(|| FhirError::Internal("update produced no version".into()))?;
+    if let Some(&(seq, _)) = written.events.last().filter(|_| rtype == "Subscription") {
+        state.subscriptions.caught_up(seq).await;
+    }
     let status = if written.action == app::events::Action::Created {
         StatusCode::CREATED
     } else {

@@ -13,6 +13,18 @@ use super::{
 /// Default and maximum page sizes.
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 1000;
+/// Largest `POST _search` form body, in bytes: far more than any real search needs.
+pub const MAX_SEARCH_BODY: usize = 64 * 1024;
+/// Values one parameter may OR together (`code=a,b,c`).
+pub const MAX_OR_VALUES: usize = 100;
+/// Values across the whole query, `_id` and `_sort` included. Each value becomes a few bound SQL
+/// parameters: with a page's ids and the caller's visibility, a search stays far below the
+/// database's limit on bound parameters (32,766 on SQLite) and its cost stays predictable.
+pub const MAX_QUERY_VALUES: usize = 500;
+/// Distinct `_include` and `_revinclude` values; repeats of one value count once.
+pub const MAX_INCLUDES: usize = 10;
+/// Resources `_include` may add to one page.
+pub const MAX_INCLUDED: usize = 1000;
 
 /// A parsed search over one resource type. Clauses are ANDed; the values inside one clause ORed.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +37,9 @@ pub struct SearchQuery {
     pub includes: Vec<Include>,
     /// `_summary=count`: only the total.
     pub count_only: bool,
+    /// Only resources the server stamped as owned by this user (Subscriptions of non-admins);
+    /// set by the handler, never by the client.
+    pub owner: Option<String>,
     /// Parameters we ignored, with why; reported as an OperationOutcome entry.
     pub warnings: Vec<String>,
 }
@@ -123,8 +138,12 @@ impl SearchQuery {
             sort: Vec::new(),
             includes: Vec::new(),
             count_only: false,
+            owner: None,
             warnings: Vec::new(),
         };
+        // Values used so far, against MAX_QUERY_VALUES; distinct include values.
+        let mut used = 0;
+        let mut include_values: Vec<&str> = Vec::new();
         for (key, value) in pairs {
             let (name, modifier) = match key.split_once(':') {
                 Some((name, modifier)) => (name, Some(modifier)),
@@ -151,8 +170,29 @@ impl SearchQuery {
                         ))
                     })?;
                 }
-                "_sort" => query.sort = parse_sort(resource_type, value)?,
-                "_include" => query.includes.push(parse_include(resource_type, value)?),
+                "_sort" => {
+                    query.sort = parse_sort(resource_type, bounded_values(key, value, &mut used)?)?
+                }
+                "_include" | "_revinclude" => {
+                    if !include_values.contains(&value.as_str()) {
+                        include_values.push(value);
+                        if include_values.len() > MAX_INCLUDES {
+                            return Err(SearchError(format!(
+                                "at most {MAX_INCLUDES} distinct _include/_revinclude values are allowed"
+                            )));
+                        }
+                    }
+                    if name == "_revinclude" {
+                        query.warnings.push(format!(
+                            "_revinclude is not supported for {resource_type} and was ignored"
+                        ));
+                        continue;
+                    }
+                    let include = parse_include(resource_type, value)?;
+                    if !query.includes.contains(&include) {
+                        query.includes.push(include);
+                    }
+                }
                 "_summary" => match value.as_str() {
                     "count" => query.count_only = true,
                     "false" => {}
@@ -162,28 +202,61 @@ impl SearchQuery {
                 },
                 "_id" => {
                     reject_modifier(key, modifier)?;
-                    query.clauses.push(Clause::Id(split_values(value)));
+                    query
+                        .clauses
+                        .push(Clause::Id(bounded_values(key, value, &mut used)?));
                 }
                 "_lastUpdated" => {
                     reject_modifier(key, modifier)?;
                     query.clauses.push(Clause::Date {
                         param: None,
-                        values: parse_dates(key, value)?,
+                        values: parse_dates(key, &bounded_values(key, value, &mut used)?)?,
                     });
                 }
                 name if IGNORED.contains(&name) => {}
                 name => match params::find(resource_type, name) {
-                    Some(param) => query
-                        .clauses
-                        .push(parse_clause(param, key, modifier, value)?),
+                    Some(param) => query.clauses.push(parse_clause(
+                        param,
+                        key,
+                        modifier,
+                        bounded_values(key, value, &mut used)?,
+                    )?),
                     None => query.warnings.push(format!(
                         "unknown search parameter {key:?} for {resource_type} was ignored"
                     )),
                 },
             }
         }
+        // A parameter repeated a thousand times is reported once.
+        let mut seen = std::collections::HashSet::new();
+        query.warnings.retain(|w| seen.insert(w.clone()));
         Ok(query)
     }
+
+    /// Restricts the search to resources owned by `owner` (see [`SearchQuery::owner`]).
+    pub fn owned_by(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
+    }
+}
+
+/// The comma-separated values of one parameter, counted against the per-parameter and the
+/// per-query limits (`used` is the running total).
+fn bounded_values(key: &str, value: &str, used: &mut usize) -> Result<Vec<String>, SearchError> {
+    let values = split_values(value);
+    if values.len() > MAX_OR_VALUES {
+        return Err(SearchError(format!(
+            "{key} has {} values; at most {MAX_OR_VALUES} may be ORed in one parameter",
+            values.len()
+        )));
+    }
+    *used += values.len();
+    if *used > MAX_QUERY_VALUES {
+        return Err(SearchError(format!(
+            "the search has more than {MAX_QUERY_VALUES} values across its parameters (_id included)"
+        )));
+    }
+    Ok(values)
 }
 
 fn reject_modifier(key: &str, modifier: Option<&str>) -> Result<(), SearchError> {
@@ -219,9 +292,8 @@ fn parse_clause(
     param: &'static params::Param,
     key: &str,
     modifier: Option<&str>,
-    value: &str,
+    values: Vec<String>,
 ) -> Result<Clause, SearchError> {
-    let values = split_values(value);
     if values.is_empty() {
         return Err(SearchError(format!("{key} needs a value")));
     }
@@ -323,14 +395,13 @@ fn parse_clause(
             reject_modifier(key, modifier)?;
             Ok(Clause::Date {
                 param: Some(param.name),
-                values: parse_dates(key, value)?,
+                values: parse_dates(key, &values)?,
             })
         }
     }
 }
 
-fn parse_dates(key: &str, value: &str) -> Result<Vec<DateValue>, SearchError> {
-    let values = split_values(value);
+fn parse_dates(key: &str, values: &[String]) -> Result<Vec<DateValue>, SearchError> {
     if values.is_empty() {
         return Err(SearchError(format!("{key} needs a value")));
     }
@@ -361,8 +432,8 @@ fn parse_dates(key: &str, value: &str) -> Result<Vec<DateValue>, SearchError> {
         .collect()
 }
 
-fn parse_sort(resource_type: &str, value: &str) -> Result<Vec<Sort>, SearchError> {
-    split_values(value)
+fn parse_sort(resource_type: &str, fields: Vec<String>) -> Result<Vec<Sort>, SearchError> {
+    fields
         .into_iter()
         .map(|field| {
             let (descending, name) = match field.strip_prefix('-') {
@@ -477,6 +548,54 @@ mod tests {
         let query = SearchQuery::parse("Patient", &pairs(&[("_count", "100000")])).unwrap();
         assert_eq!(query.count, MAX_COUNT);
         assert_eq!(query.warnings.len(), 1);
+    }
+
+    #[test]
+    fn or_values_and_query_values_are_bounded_and_the_error_names_the_limit() {
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(SearchQuery::parse("Observation", &pairs(&[("code", &many(100))])).is_ok());
+        let error = SearchQuery::parse("Observation", &pairs(&[("code", &many(101))])).unwrap_err();
+        assert!(error.0.contains("at most 100"), "{error}");
+        let error =
+            SearchQuery::parse("Observation", &pairs(&[("_id", &many(40_000))])).unwrap_err();
+        assert!(error.0.contains("at most 100"), "{error}");
+
+        let hundred = many(100);
+        let mut full: Vec<(&str, &str)> = vec![("_id", &hundred); 5];
+        assert!(SearchQuery::parse("Observation", &pairs(&full)).is_ok());
+        full.push(("status", "final"));
+        let error = SearchQuery::parse("Observation", &pairs(&full)).unwrap_err();
+        assert!(error.0.contains("more than 500"), "{error}");
+    }
+
+    #[test]
+    fn includes_are_deduplicated_and_bounded() {
+        let repeated = vec![("_include", "Observation:based-on"); 3000];
+        let query = SearchQuery::parse("Observation", &pairs(&repeated)).unwrap();
+        assert_eq!(query.includes.len(), 1);
+
+        let distinct: Vec<String> = (0..11)
+            .map(|i| format!("Observation:based-on:T{i}"))
+            .collect();
+        let mut items: Vec<(&str, &str)> = distinct[..10]
+            .iter()
+            .map(|v| ("_include", v.as_str()))
+            .collect();
+        assert_eq!(
+            SearchQuery::parse("Observation", &pairs(&items))
+                .unwrap()
+                .includes
+                .len(),
+            10
+        );
+        items.push(("_revinclude", &distinct[10]));
+        let error = SearchQuery::parse("Observation", &pairs(&items)).unwrap_err();
+        assert!(error.0.contains("at most 10"), "{error}");
     }
 
     #[test]

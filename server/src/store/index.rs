@@ -19,8 +19,20 @@ pub struct IndexEntries {
     pub sort_date: Option<String>,
 }
 
+/// The internal index parameter holding a Subscription's server-stamped owner, so that a search
+/// can keep to one owner's Subscriptions in SQL. Clients cannot name it: it is no search
+/// parameter of `fhir::params`.
+pub const OWNER_PARAM: &str = "_owner";
+
 pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
     let mut entries = IndexEntries::default();
+    if resource_type == "Subscription" {
+        if let Some(owner) = crate::subscriptions::owner_of(resource) {
+            entries
+                .values
+                .push((OWNER_PARAM, String::new(), owner.to_owned()));
+        }
+    }
     for param in params::params_for(resource_type) {
         for path in param.paths {
             for value in params::values_at(resource, path) {
@@ -91,6 +103,17 @@ mod tests {
             entries.sort_date.as_deref(),
             Some("2026-11-24T08:00:00.000Z")
         );
+    }
+
+    #[test]
+    fn a_subscription_is_indexed_by_its_owner() {
+        let subscription = json!({
+            "resourceType": "Subscription", "status": "active",
+            "extension": [{"url": crate::subscriptions::OWNER_EXTENSION, "valueString": "u-1"}]
+        });
+        assert!(index_entries("Subscription", &subscription)
+            .values
+            .contains(&(OWNER_PARAM, String::new(), "u-1".into())));
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub enum StoreError {
     UnresolvedReferences(Vec<String>),
     #[error("{0}")]
     Conflict(String),
+    /// The search would cost more than a limit allows; the message names the limit.
+    #[error("{0}")]
+    TooCostly(String),
     #[error("could not open the database at {url}: {reason}")]
     Open { url: String, reason: String },
     #[error("the write could not be committed: {0}")]

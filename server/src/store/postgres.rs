@@ -23,7 +23,7 @@
 //!   notified while this node was not listening is not lost either: once listening again, it
 //!   re-reads the sessions revoked since it last heard anything (less a clock slack), first.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{collections::HashSet, str::FromStr, sync::Arc, time::Duration};
 
 use app::events::{classify, Action, EventType};
 use chrono::{DateTime, Utc};
@@ -35,14 +35,14 @@ use sqlx::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::{Refresh, UserRow};
-use super::sql::{push_filters, push_visibility};
+use super::sql::{check_included, push_filters, push_visibility};
 use super::{
     index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
     ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState, Visibility, WriteOp, Written,
 };
 use crate::fhir::{
     date::format_instant,
-    search::{SearchQuery, SortKey},
+    search::{SearchQuery, SortKey, MAX_INCLUDED},
 };
 
 /// Largest number of audit records committed in one batch.
@@ -402,6 +402,10 @@ impl PgStore {
             .collect();
 
         let mut included: Vec<Stored> = Vec::new();
+        let mut seen: HashSet<(String, String)> = matches
+            .iter()
+            .map(|s| (s.resource_type.clone(), s.id.clone()))
+            .collect();
         if !matches.is_empty() {
             for include in &query.includes {
                 let mut sql = QueryBuilder::<Postgres>::new(
@@ -423,16 +427,18 @@ impl PgStore {
                 }
                 sql.push(") AND ");
                 push_visibility(&mut sql, visibility);
-                for row in sql.build().fetch_all(&self.readers).await? {
+                // One row past the limit tells that it is exceeded.
+                sql.push(" LIMIT ");
+                sql.push_bind(MAX_INCLUDED as i64 + 1);
+                let rows = sql.build().fetch_all(&self.readers).await?;
+                check_included(rows.len())?;
+                for row in rows {
                     let stored = stored_from_row(&row);
-                    let duplicate = included
-                        .iter()
-                        .chain(matches.iter())
-                        .any(|s| s.resource_type == stored.resource_type && s.id == stored.id);
-                    if !duplicate {
+                    if seen.insert((stored.resource_type.clone(), stored.id.clone())) {
                         included.push(stored);
                     }
                 }
+                check_included(included.len())?;
             }
         }
         Ok(SearchPage {

@@ -7,8 +7,8 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::Visibility;
-use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery};
+use super::{index::OWNER_PARAM, StoreError, Visibility};
+use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery, MAX_INCLUDED};
 
 /// `rtype = ? AND deleted = 0 AND <clauses> AND <visibility>`.
 pub(super) fn push_filters<'a, DB>(
@@ -26,8 +26,25 @@ pub(super) fn push_filters<'a, DB>(
         sql.push(" AND ");
         push_clause(sql, clause);
     }
+    if let Some(owner) = &query.owner {
+        sql.push(" AND ");
+        push_exists_index(sql, OWNER_PARAM);
+        sql.push(" AND s.value = ");
+        sql.push_bind(owner.clone());
+        sql.push(")");
+    }
     sql.push(" AND ");
     push_visibility(sql, visibility);
+}
+
+/// Fails a search whose `_include` would add more than [`MAX_INCLUDED`] resources to a page.
+pub(super) fn check_included(count: usize) -> Result<(), StoreError> {
+    if count > MAX_INCLUDED {
+        return Err(StoreError::TooCostly(format!(
+            "_include would add more than {MAX_INCLUDED} resources to this page; ask for a smaller _count"
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn push_visibility<'a, DB>(sql: &mut QueryBuilder<'a, DB>, visibility: &Visibility)

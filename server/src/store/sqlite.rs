@@ -6,7 +6,7 @@
 //! write lock is held until commit, so numbers are handed out in commit order and a rollback
 //! returns them. That is the whole gap-free argument on one node.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{collections::HashSet, str::FromStr, sync::Arc, time::Duration};
 
 use app::events::{classify, Action, EventType};
 use serde_json::Value;
@@ -16,14 +16,14 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{push_filters, push_visibility};
+use super::sql::{check_included, push_filters, push_visibility};
 use super::{
     index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
     ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState, Visibility, WriteOp, Written,
 };
 use crate::fhir::{
     date::format_instant,
-    search::{SearchQuery, SortKey},
+    search::{SearchQuery, SortKey, MAX_INCLUDED},
 };
 
 /// Largest number of audit records committed in one batch.
@@ -284,6 +284,10 @@ impl SqliteStore {
             .collect();
 
         let mut included: Vec<Stored> = Vec::new();
+        let mut seen: HashSet<(String, String)> = matches
+            .iter()
+            .map(|s| (s.resource_type.clone(), s.id.clone()))
+            .collect();
         if !matches.is_empty() {
             for include in &query.includes {
                 let mut sql = QueryBuilder::<Sqlite>::new(
@@ -305,16 +309,18 @@ impl SqliteStore {
                 }
                 sql.push(") AND ");
                 push_visibility(&mut sql, visibility);
-                for row in sql.build().fetch_all(&self.readers).await? {
+                // One row past the limit tells that it is exceeded.
+                sql.push(" LIMIT ");
+                sql.push_bind(MAX_INCLUDED as i64 + 1);
+                let rows = sql.build().fetch_all(&self.readers).await?;
+                check_included(rows.len())?;
+                for row in rows {
                     let stored = stored_from_row(&row);
-                    let duplicate = included
-                        .iter()
-                        .chain(matches.iter())
-                        .any(|s| s.resource_type == stored.resource_type && s.id == stored.id);
-                    if !duplicate {
+                    if seen.insert((stored.resource_type.clone(), stored.id.clone())) {
                         included.push(stored);
                     }
                 }
+                check_included(included.len())?;
             }
         }
         Ok(SearchPage {

@@ -204,6 +204,12 @@ pub fn may_use(user: &AuthUser, resource: &Value) -> bool {
     user.role == Role::Admin || owner_of(resource) == Some(user.id.as_str())
 }
 
+/// The owner a search by `user` over `resource_type` keeps to: a Subscription's criteria names
+/// the patients it watches, so only its owner (or an admin) finds it, and counts it.
+pub fn search_owner(user: &AuthUser, resource_type: &str) -> Option<String> {
+    (resource_type == "Subscription" && user.role != Role::Admin).then(|| user.id.clone())
+}
+
 /// A socket bound to a subscription.
 pub struct Binding {
     pub socket: u64,
@@ -239,8 +245,8 @@ pub struct Subscriptions {
     inner: Mutex<Inner>,
     /// The matcher's position in the log.
     position: watch::Sender<i64>,
-    /// Serialises Subscription creation so the per-user cap holds.
-    pub create_lock: tokio::sync::Mutex<()>,
+    /// Serialises Subscription writes (see [`Subscriptions::admit`]) so the per-user cap holds.
+    admit_lock: tokio::sync::Mutex<()>,
 }
 
 impl Subscriptions {
@@ -248,7 +254,7 @@ impl Subscriptions {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             position: watch::channel(0).0,
-            create_lock: tokio::sync::Mutex::new(()),
+            admit_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -260,12 +266,33 @@ impl Subscriptions {
         self.lock().active.get(id).cloned()
     }
 
-    pub fn count_owned_by(&self, user_id: &str) -> usize {
+    fn count_owned_by(&self, user_id: &str) -> usize {
         self.lock()
             .active
             .values()
             .filter(|s| s.owner == user_id)
             .count()
+    }
+
+    /// Admits a Subscription write (create or update, already [`prepare`]d): one at a time, and
+    /// refused (422) when it would make a Subscription active beyond its owner's `cap`
+    /// (`--max-subscriptions-per-user`). Hold the guard until the write is registered
+    /// ([`Self::caught_up`] with its `seq`), so that the next write counts it.
+    pub async fn admit(
+        &self,
+        id: Option<&str>,
+        resource: &Value,
+        cap: usize,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, FhirError> {
+        let guard = self.admit_lock.lock().await;
+        let activates =
+            resource["status"] == "active" && id.is_none_or(|id| self.active(id).is_none());
+        if activates && self.count_owned_by(owner_of(resource).unwrap_or_default()) >= cap {
+            return Err(FhirError::Unprocessable(format!(
+                "the owner already holds {cap} active subscriptions, the most allowed; delete one or set one off first"
+            )));
+        }
+        Ok(guard)
     }
 
     /// Waits until the matcher has processed the log up to `seq`.

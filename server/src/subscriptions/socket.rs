@@ -33,7 +33,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::{handshake, heartbeat, notification, Binding, OwnerAccess};
 use crate::{
-    auth::Purpose, fhir::error::operation_outcome, fhir::error::Issue, sessions::Hold,
+    auth::{Purpose, Role},
+    fhir::error::operation_outcome,
+    fhir::error::Issue,
+    sessions::Hold,
     state::AppState,
 };
 
@@ -261,7 +264,8 @@ async fn handle(
                     format!("Subscription/{subscription} is not active"),
                 ));
             };
-            if active.owner != claims.sub {
+            // As for every use of a Subscription: its owner, or an admin.
+            if active.owner != claims.sub && claims.role != Role::Admin {
                 return reply(outcome(
                     "security",
                     "the token's user does not own the subscription".into(),

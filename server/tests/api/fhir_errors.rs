@@ -260,3 +260,81 @@ async fn bad_read_requests_answer_outcomes() {
         assert_eq!(outcome["resourceType"], "OperationOutcome", "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_before_any_handler_are_operation_outcomes_too() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    use reqwest::Method;
+    for (method, path, status) in [
+        // Path segments that are not UTF-8 once decoded.
+        (Method::GET, "/fhir/R4/Patient/%FF", StatusCode::BAD_REQUEST),
+        (Method::GET, "/fhir/R4/%FF", StatusCode::BAD_REQUEST),
+        (
+            Method::GET,
+            "/fhir/R4/Patient/pat-001/_history/%FF",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            "/fhir/R4/Patient/%FF",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/fhir/R4/Subscription/%FF/$events",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/fhir/R4/Subscription/%FF/$get-ws-binding-token",
+            StatusCode::BAD_REQUEST,
+        ),
+        // Methods a route does not have.
+        (
+            Method::PATCH,
+            "/fhir/R4/Patient/pat-001",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::POST,
+            "/fhir/R4/metadata",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let response = app.request(method.clone(), &token, path, None).await;
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json"),
+            "{method} {path}"
+        );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(response.headers().contains_key("allow"), "{method} {path}");
+        }
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(
+            outcome["resourceType"], "OperationOutcome",
+            "{method} {path}"
+        );
+        assert!(
+            outcome["issue"][0]["diagnostics"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{method} {path}: {outcome}"
+        );
+    }
+
+    // A query string that does not decode is read leniently, and what is unknown is reported.
+    let (status, bundle) = app
+        .get_json(&token, "/fhir/R4/Patient?%FF=%FE&_count=1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(
+        crate::helpers::entries(&bundle, "outcome").len(),
+        1,
+        "{bundle}"
+    );
+}

@@ -1,7 +1,8 @@
+use futures_util::StreamExt;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::helpers::{entries, order, spawn_app};
+use crate::helpers::{entries, order, spawn_app, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_by_patient_code_status_category_and_date() {
@@ -207,4 +208,163 @@ async fn include_unknown_parameters_and_last_updated() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![created["id"].as_str().unwrap()]);
+}
+
+/// `POST /{type}/_search` with `form` as the body: (status, answer).
+async fn search_post(app: &TestApp, token: &str, rtype: &str, form: String) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/fhir/R4/{rtype}/_search")))
+        .bearer_auth(token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The diagnostics of an OperationOutcome answer.
+fn diagnostics(outcome: &Value) -> &str {
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// `n` comma-separated values `prefix0,prefix1,…`.
+fn values(prefix: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_bodies_includes_and_values_are_bounded_with_400s_that_name_the_limit() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+
+    // The form body: 64 KiB at most.
+    let padding =
+        |len: usize| format!("_count=1&note={}", "x".repeat(len - "_count=1&note=".len()));
+    let (status, bundle) = search_post(&app, &token, "Patient", padding(64 * 1024)).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let (status, outcome) = search_post(&app, &token, "Patient", padding(64 * 1024 + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(diagnostics(&outcome).contains("65536"), "{outcome}");
+
+    // Repeats of one _include count once; an eleventh distinct one is refused.
+    let repeated = "_include=Observation:based-on&".repeat(1500);
+    let (status, bundle) = search_post(&app, &token, "Observation", repeated).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let distinct: String = (0..11)
+        .map(|i| format!("_include=Observation:based-on:T{i}&"))
+        .collect();
+    let (status, outcome) = search_post(&app, &token, "Observation", distinct).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(diagnostics(&outcome).contains("at most 10"), "{outcome}");
+
+    // 100 ORed values in one parameter and 500 across the query are answered; more are 400s.
+    let (status, bundle) = app
+        .get_json(
+            &token,
+            &format!("/fhir/R4/Observation?code={}", values("c", 100)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let (status, outcome) = app
+        .get_json(
+            &token,
+            &format!("/fhir/R4/Observation?code={}", values("c", 600)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(diagnostics(&outcome).contains("at most 100"), "{outcome}");
+    let ids = values("id-", 100);
+    let five = format!("_id={ids}&").repeat(5);
+    for user in ["admin", "nurse.patel"] {
+        let token = app.token(user).await;
+        let (status, bundle) = search_post(&app, &token, "Observation", five.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{user}: {bundle}");
+    }
+    let (status, outcome) =
+        search_post(&app, &token, "Observation", format!("{five}status=final")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(diagnostics(&outcome).contains("500"), "{outcome}");
+    // As many ids as fit in the body limit.
+    let (status, outcome) = search_post(
+        &app,
+        &token,
+        "Observation",
+        format!("_id={}", values("", 10_000)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(diagnostics(&outcome).contains("at most 100"), "{outcome}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn included_rows_per_page_are_bounded_with_a_400_that_names_the_limit() {
+    let app = spawn_app().await;
+    let token = app.token("dr.chen").await;
+    // 1001 orders, all the basis of one Observation.
+    let orders: Vec<Value> = futures_util::stream::iter(0..1001)
+        .map(|_| async {
+            let response = app
+                .post(&token, "/fhir/R4/ServiceRequest", &order("pat-001"))
+                .await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let created: Value = response.json().await.unwrap();
+            json!({"reference": format!("ServiceRequest/{}", created["id"].as_str().unwrap())})
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let observation = |based_on: &[Value]| {
+        json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+            "subject": {"reference": "Patient/pat-001"},
+            "effectiveDateTime": "2026-11-25T08:00:00Z",
+            "basedOn": based_on,
+        })
+    };
+    let mut ids = Vec::new();
+    for based_on in [&orders[..1000], &orders[..]] {
+        let response = app
+            .post(&token, "/fhir/R4/Observation", &observation(based_on))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    let (status, bundle) = app
+        .get_json(
+            &token,
+            &format!(
+                "/fhir/R4/Observation?_id={}&_include=Observation:based-on",
+                ids[0]
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(entries(&bundle, "include").len(), 1000);
+    let (status, outcome) = app
+        .get_json(
+            &token,
+            &format!(
+                "/fhir/R4/Observation?_id={}&_include=Observation:based-on",
+                ids[1]
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(diagnostics(&outcome).contains("1000"), "{outcome}");
 }

@@ -424,6 +424,203 @@ async fn a_user_may_hold_at_most_the_cap() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// `total` of a search answer that must succeed.
+async fn total(app: &TestApp, token: &str, path: &str) -> i64 {
+    let (status, bundle) = app.get_json(token, path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {bundle}");
+    bundle["total"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_count_and_page_only_the_users_own_subscriptions() {
+    let app = spawn_app().await;
+    let (nurse, chen, admin) = (
+        app.token("nurse.patel").await,
+        app.token("dr.chen").await,
+        app.token("admin").await,
+    );
+    let mut hers = vec![
+        subscribe(&app, &nurse, "Observation?code=http://loinc.org|718-7").await,
+        subscribe(&app, &nurse, "ServiceRequest?patient=pat-001").await,
+    ];
+    hers.sort();
+    for i in 0..3 {
+        subscribe(
+            &app,
+            &chen,
+            &format!("Observation?code=http://loinc.org|{i}"),
+        )
+        .await;
+    }
+
+    let count = "/fhir/R4/Subscription?_summary=count";
+    let prefixed = "/fhir/R4/Subscription?criteria=Observation&_summary=count";
+    assert_eq!(total(&app, &nurse, count).await, 2);
+    assert_eq!(total(&app, &nurse, prefixed).await, 1);
+    assert_eq!(total(&app, &chen, count).await, 3);
+    assert_eq!(total(&app, &chen, prefixed).await, 3);
+    assert_eq!(total(&app, &admin, count).await, 5);
+
+    // Page by page she meets exactly her own, and the paging knows when they end.
+    let mut seen = Vec::new();
+    let mut path = "/fhir/R4/Subscription?_count=1&_sort=_id".to_owned();
+    loop {
+        let (status, page) = app.get_json(&nurse, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["total"], 2);
+        seen.extend(
+            crate::helpers::entries(&page, "match")
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned()),
+        );
+        let next = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+        match next {
+            Some(url) => {
+                path = url
+                    .split_once("/fhir/R4")
+                    .map(|(_, p)| format!("/fhir/R4{p}"))
+                    .unwrap()
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, hers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_written_before_the_owner_index_are_found_by_their_owner() {
+    let app = spawn_app().await;
+    let nurse = app.token("nurse.patel").await;
+    subscribe(&app, &nurse, "ServiceRequest?patient=pat-001").await;
+    assert_eq!(
+        total(&app, &nurse, "/fhir/R4/Subscription?_summary=count").await,
+        1
+    );
+
+    // As a database from before the owner index: no such rows, and the migration not applied.
+    let url = app.state.config.database_url.clone();
+    let unapplied = [
+        "DELETE FROM search_index WHERE param = '_owner'",
+        "DELETE FROM _sqlx_migrations WHERE description = 'subscription owner index'",
+    ];
+    if crate::POSTGRES {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        for statement in unapplied {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    } else {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        for statement in unapplied {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    }
+    assert_eq!(
+        total(&app, &nurse, "/fhir/R4/Subscription?_summary=count").await,
+        0
+    );
+
+    // Opening the database again indexes them.
+    rounds::store::Store::open(&url).await.unwrap();
+    assert_eq!(
+        total(&app, &nurse, "/fhir/R4/Subscription?_summary=count").await,
+        1
+    );
+    assert_eq!(
+        total(
+            &app,
+            &app.token("dr.chen").await,
+            "/fhir/R4/Subscription?_summary=count"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_holds_for_every_write_that_makes_a_subscription_active() {
+    let app = crate::helpers::spawn_with(|config| config.max_subscriptions_per_user = 2).await;
+    let nurse = app.token("nurse.patel").await;
+    let body = |status: &str, id: Option<&str>| {
+        let mut body = json!({
+            "resourceType": "Subscription", "status": status, "reason": "cap",
+            "criteria": "ServiceRequest?patient=pat-001", "channel": {"type": "websocket"}
+        });
+        if let Some(id) = id {
+            body["id"] = json!(id);
+        }
+        body
+    };
+    let put = |id: &str, status: &str| {
+        let (app, nurse, body) = (&app, &nurse, body(status, Some(id)));
+        let path = format!("/fhir/R4/Subscription/{id}");
+        async move { app.put(nurse, &path, &body).await.status() }
+    };
+    let first = subscribe(&app, &nurse, "ServiceRequest?patient=pat-001").await;
+    let second = subscribe(&app, &nurse, "ServiceRequest?patient=pat-002").await;
+
+    // At the cap: create-on-update is refused, an update that stays active is not.
+    assert_eq!(
+        put("client-chosen-1", "requested").await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(put("client-chosen-2", "off").await, StatusCode::CREATED);
+    assert_eq!(put(&second, "active").await, StatusCode::OK);
+
+    // Off frees a place; the next POST takes it; off → requested or active is then refused.
+    assert_eq!(put(&first, "off").await, StatusCode::OK);
+    subscribe(&app, &nurse, "ServiceRequest?patient=pat-003").await;
+    assert_eq!(
+        put(&first, "requested").await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        put("client-chosen-2", "active").await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (_, stored) = app
+        .get_json(&nurse, &format!("/fhir/R4/Subscription/{first}"))
+        .await;
+    assert_eq!(stored["status"], "off", "a refused write changes nothing");
+    assert_eq!(
+        total(
+            &app,
+            &nurse,
+            "/fhir/R4/Subscription?status=active&_summary=count"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_binds_another_users_subscription() {
+    let app = spawn_app().await;
+    let chen = app.token("dr.chen").await;
+    let admin = app.token("admin").await;
+    let patients = visible_patients(&app, &chen).await;
+    let id = subscribe(
+        &app,
+        &chen,
+        &format!("ServiceRequest?patient={}", patients[0]),
+    )
+    .await;
+    let (token, url) = binding(&app, &admin, &id).await;
+    let mut socket = SubSocket::open(&url).await;
+    let handshake = socket.bind(&token, None).await;
+    assert_eq!(status(&handshake)["type"], "handshake", "{handshake}");
+    assert_eq!(
+        status(&handshake)["subscription"]["reference"],
+        format!("Subscription/{id}")
+    );
+    let placed = place(&app, &chen, &patients[0]).await;
+    assert_eq!(notified(&socket.next().await), ("1".into(), placed));
+}
+
 /// Runs an app on `database_url` in its own runtime (so stopping it stops its background
 /// tasks too); returns its base URL and a stopper.
 fn run_separately(
