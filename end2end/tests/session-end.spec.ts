@@ -117,7 +117,7 @@ test('a write at the instant the access token expires is refreshed, retried once
       upstream.onClose(() => undefined);
     });
     const page = await context.newPage();
-    await signIn(page, 'dr.chen', 'rounds-demo', base);
+    await signIn(page, USER, 'rounds-demo', base);
     await openChart(page, patient, 'orders', base);
     const ctRows = page.getByTestId('order').filter({ hasText: 'CT head' });
     const before = await ctRows.count();
