@@ -210,3 +210,50 @@ export async function stopServer(): Promise<void> {
   rmSync(STATE_FILE, { force: true });
   rmSync(path.join(RUN_DIR, 'base-url'), { force: true });
 }
+
+/** A server a test starts for itself (to restart it, or to run it with other settings). */
+export interface OwnServer {
+  child: ChildProcess;
+  url: string;
+}
+
+/**
+ * Starts a server of the test's own on `listen` with its database in `dbDir`, its output appended to
+ * test-results/`logName`, and `env` on top of the usual settings (e.g. ROUNDS_ACCESS_TOKEN_SECS).
+ */
+export async function launchServer(dbDir: string, listen: string, logName: string, env: Record<string, string> = {}): Promise<OwnServer> {
+  const log = createWriteStream(path.join(E2E_DIR, 'test-results', logName), { flags: 'a' });
+  const child = spawn(serverBinary(), [], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      ROUNDS_LISTEN: listen,
+      ROUNDS_DATABASE_URL: `sqlite://${dbDir}/rounds.db`,
+      ROUNDS_SEED_DEMO: 'true',
+      ROUNDS_SITE_ROOT: path.join(REPO_ROOT, 'target', 'site'),
+      RUST_LOG: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr!.pipe(log);
+  const url = await new Promise<string>((resolve, reject) => {
+    let pending = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      pending += chunk.toString('utf8');
+      const m = LISTENING_RE.exec(pending.replace(ANSI_RE, ''));
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening; see ${logName}`)));
+  });
+  return { child, url };
+}
+
+/** Kills a server of the test's own (SIGKILL: a crash) and waits until it is gone. */
+export async function killServer(server: OwnServer): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGKILL');
+  await exited;
+}

@@ -16,6 +16,7 @@ pub mod events;
 pub mod fhir;
 pub mod realtime;
 pub mod records;
+pub mod session;
 pub mod ui;
 pub mod wire;
 
@@ -50,6 +51,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Before the router sets its own (the first hook set wins): server functions' redirects are
+    // full navigations, so leaving for the sign-in page leaves nothing of the session behind.
+    #[cfg(feature = "hydrate")]
+    let _ = leptos::server_fn::redirect::set_redirect_hook(session::redirect);
     // Tests and the debug view wait for this instead of guessing when hydration is done.
     Effect::new(move |_| {
         if let Some(body) = document().body() {

@@ -1,6 +1,6 @@
-import { expect, test, type APIRequestContext, type APIResponse } from '@playwright/test';
+import type { APIRequestContext, APIResponse } from '@playwright/test';
 import type { Bundle, CapabilityStatement, Resource } from '@medplum/fhirtypes';
-import { authHeaders, token, validateFhir } from './helpers';
+import { authHeaders, expect, test, token, validateFhir } from './helpers';
 
 const FHIR = '/fhir/R4';
 const TYPES = [

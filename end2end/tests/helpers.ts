@@ -1,4 +1,4 @@
-import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import { test as base, expect, type APIRequestContext, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import {
   OperationOutcomeError,
   indexSearchParameterBundle,
@@ -59,18 +59,64 @@ export function validateFhir(resource: Resource, label: string): OperationOutcom
   }
 }
 
-/** Collects console errors and page errors from the start of the page's life. */
-export function collectErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') {
-      const loc = msg.location();
-      errors.push(`console.error: ${msg.text()}${loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
-    }
-  });
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.stack ?? err.message}`));
-  return errors;
+/** What a test may tell the console-error watch: an error it provokes on purpose. */
+export interface ConsoleErrors {
+  /** Errors matching `pattern` are expected in this test; `why` says which step provokes them. */
+  allow(pattern: RegExp, why: string): void;
 }
+
+/**
+ * Every spec imports `test` and `expect` from here. `test` watches every page of every browser context a
+ * test uses (the `page` fixture's, and any made with `browser.newContext()` or `browser.newPage()`) for
+ * console errors and page errors, from the start of each page's life, and fails the test after it ran if
+ * any was seen that the test did not `allow` — so a panic in the WASM can never pass unnoticed.
+ */
+export const test = base.extend<{ consoleErrors: ConsoleErrors }>({
+  consoleErrors: [
+    async ({ browser, context }, use) => {
+      const seen: string[] = [];
+      const allowed: RegExp[] = [];
+      const watched = new WeakSet<Page>();
+      const watchPage = (page: Page): void => {
+        if (watched.has(page)) return;
+        watched.add(page);
+        page.on('console', (msg) => {
+          if (msg.type() !== 'error') return;
+          const loc = msg.location();
+          seen.push(`console.error on ${page.url()}: ${msg.text()}${loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
+        });
+        page.on('pageerror', (err) => seen.push(`pageerror on ${page.url()}: ${err.stack ?? err.message}`));
+      };
+      const watchContext = (ctx: BrowserContext): void => {
+        ctx.pages().forEach(watchPage);
+        ctx.on('page', watchPage);
+      };
+      watchContext(context);
+      const { newContext, newPage } = browser;
+      browser.newContext = async (...args: Parameters<Browser['newContext']>) => {
+        const ctx = await newContext.apply(browser, args);
+        watchContext(ctx);
+        return ctx;
+      };
+      browser.newPage = async (...args: Parameters<Browser['newPage']>) => {
+        const page = await newPage.apply(browser, args);
+        watchContext(page.context());
+        return page;
+      };
+      try {
+        await use({ allow: (pattern) => void allowed.push(pattern) });
+      } finally {
+        browser.newContext = newContext;
+        browser.newPage = newPage;
+      }
+      const unexpected = seen.filter((error) => !allowed.some((pattern) => pattern.test(error)));
+      expect(unexpected, 'console errors and page errors in any page of the test').toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+
+export { expect };
 
 /** Signs in through the UI (at the server `base`, default the suite's) and waits for the hydrated workspace. */
 export async function signIn(page: Page, username: string, password = 'rounds-demo', base = ''): Promise<void> {

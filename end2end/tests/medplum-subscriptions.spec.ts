@@ -2,11 +2,10 @@
 // says: sign in with client credentials at /oauth2/token, then subscribeToCriteria(). Rounds must
 // speak its protocol (binding token, /ws/subscriptions-r4, handshake Bundles) and, unlike Medplum,
 // number the events for real.
-import { expect, test } from '@playwright/test';
 import { MedplumClient, type SubscriptionEmitter } from '@medplum/core';
 import type { Bundle, ServiceRequest, SubscriptionStatus } from '@medplum/fhirtypes';
 import WebSocket from 'ws';
-import { validateFhir } from './helpers';
+import { expect, test, validateFhir } from './helpers';
 
 // Node 20 has no global WebSocket; @medplum/core's reconnecting socket uses the global one.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;

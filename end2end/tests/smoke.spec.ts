@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test';
-import { collectErrors, signIn } from './helpers';
+import { expect, signIn, test } from './helpers';
 
 const DEMO_UNITS = ['4 West Medical', '5 East Cardiac', 'Medical ICU'];
 
@@ -27,7 +26,6 @@ test('signed-out visitors are sent to the server-rendered sign-in page', async (
 });
 
 test('the workspace renders on the server, hydrates, and the sidebar and unit filter work', async ({ page, request }) => {
-  const errors = collectErrors(page);
   await signIn(page, 'admin');
 
   // The first paint already had the data: the HTML of / (with the session cookie) lists patients.
@@ -65,5 +63,4 @@ test('the workspace renders on the server, hydrates, and the sidebar and unit fi
   }
   await page.screenshot({ path: test.info().outputPath('workspace.png'), fullPage: true });
 
-  expect(errors, 'console errors and page errors').toEqual([]);
 });

@@ -1,7 +1,7 @@
 //! Sign-in: passwords, sessions, tokens and the `AuthUser` extractor.
 //!
 //! A login creates a session (a shift: 12 hours) and answers with a short-lived JWT access token
-//! (15 minutes) and an opaque refresh token that rotates on every use; browsers get both as
+//! (15 minutes unless `--access-token-secs` says otherwise) and an opaque refresh token that rotates on every use; browsers get both as
 //! HttpOnly cookies, API clients send the access token as `Authorization: Bearer`. A refresh token
 //! presented twice (outside a short grace for tabs racing each other) revokes the whole session.
 //! Cookie-authenticated state-changing requests must come from our own origin (CSRF).
@@ -40,8 +40,6 @@ use crate::{
 };
 pub use app::auth::{Role, UserInfo};
 
-/// Access tokens live this long.
-pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 /// WebSocket `?token=` tokens live this long: enough to open a socket, useless when stolen later.
 pub const WS_TOKEN_TTL: Duration = Duration::from_secs(120);
 /// A session (and so a chain of refresh tokens) lasts a shift.
@@ -102,6 +100,9 @@ pub struct AuthKeys {
     pub secure_cookies: bool,
     /// Two tabs refreshing at once present the same refresh token; tolerated within this window.
     pub refresh_grace: Duration,
+    /// How long access tokens (and their cookie) live: `--access-token-secs`, 15 minutes unless
+    /// configured.
+    pub access_ttl: Duration,
 }
 
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -110,6 +111,7 @@ impl AuthKeys {
     pub fn new(secret: &str, secure_cookies: bool, refresh_grace: Duration) -> Self {
         Self {
             refresh_grace,
+            access_ttl: Duration::from_secs(15 * 60),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             sessions: Mutex::new(HashMap::new()),
@@ -180,7 +182,7 @@ impl AuthKeys {
         sid: &str,
         client_id: &str,
     ) -> Result<String, FhirError> {
-        let mut claims = self.claims(user, sid, Purpose::Access, ACCESS_TTL);
+        let mut claims = self.claims(user, sid, Purpose::Access, self.access_ttl);
         claims.client_id = Some(client_id.to_owned());
         self.sign(claims)
     }
@@ -455,7 +457,7 @@ pub async fn authenticate_socket(
 ) -> Result<(AuthUser, i64), FhirError> {
     if let Some(token) = query_token {
         let claims = state.auth.verify(token, Purpose::Ws)?;
-        let expires = claims.iat + ACCESS_TTL.as_secs() as i64;
+        let expires = claims.iat + state.auth.access_ttl.as_secs() as i64;
         let user = user_from_claims(state, claims, false, headers, &Method::GET).await?;
         return Ok((user, expires));
     }
@@ -677,6 +679,8 @@ fn audit_auth(
 pub struct IssuedSession {
     pub user: UserInfo,
     pub access_token: String,
+    /// The access token's lifetime.
+    pub expires_in: Duration,
     pub cookies: Vec<String>,
 }
 
@@ -688,19 +692,28 @@ pub fn session_cookies(
     sid: &str,
     refresh: &str,
 ) -> Result<IssuedSession, FhirError> {
-    let access_token = state.auth.issue(user, sid, Purpose::Access, ACCESS_TTL)?;
+    let access_token = state
+        .auth
+        .issue(user, sid, Purpose::Access, state.auth.access_ttl)?;
     let secure = state.auth.secure_cookies
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
     let cookies = vec![
-        set_cookie(ACCESS_COOKIE, &access_token, ACCESS_TTL, "Lax", secure),
+        set_cookie(
+            ACCESS_COOKIE,
+            &access_token,
+            state.auth.access_ttl,
+            "Lax",
+            secure,
+        ),
         set_cookie(REFRESH_COOKIE, refresh, SESSION_TTL, "Strict", secure),
     ];
     Ok(IssuedSession {
         user: user.clone(),
         access_token,
+        expires_in: state.auth.access_ttl,
         cookies,
     })
 }
@@ -717,7 +730,7 @@ fn session_response(issued: IssuedSession) -> Response {
     let body = json!({
         "access_token": issued.access_token,
         "token_type": "Bearer",
-        "expires_in": ACCESS_TTL.as_secs(),
+        "expires_in": issued.expires_in.as_secs(),
         "user": issued.user,
     });
     let mut response = (StatusCode::OK, Json(body)).into_response();
@@ -1135,7 +1148,9 @@ pub async fn oauth_token(
     };
     let token = match client_id {
         Some(client) => state.auth.issue_for_client(&user, &sid, &client),
-        None => state.auth.issue(&user, &sid, Purpose::Access, ACCESS_TTL),
+        None => state
+            .auth
+            .issue(&user, &sid, Purpose::Access, state.auth.access_ttl),
     };
     let Ok(token) = token else {
         return oauth_error(
@@ -1157,7 +1172,7 @@ pub async fn oauth_token(
         Json(json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": ACCESS_TTL.as_secs(),
+            "expires_in": state.auth.access_ttl.as_secs(),
             "scope": "openid",
             "profile": {"reference": format!("Practitioner/{}", practitioner.unwrap_or(user.id.clone()))},
         })),

@@ -38,6 +38,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a just-rotated refresh token is still accepted (tabs refreshing together).
     pub refresh_grace: Duration,
+    /// How long an access token (and its cookie) lives; the browser refreshes it when it expires.
+    pub access_token_ttl: Duration,
     /// Mark session cookies `Secure` (served over TLS). Requests forwarded with
     /// `X-Forwarded-Proto: https` get `Secure` cookies either way.
     pub secure_cookies: bool,
@@ -74,6 +76,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("refresh_grace", &self.refresh_grace)
+            .field("access_token_ttl", &self.access_token_ttl)
             .field("secure_cookies", &self.secure_cookies)
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
@@ -106,6 +109,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             refresh_grace: Duration::from_secs(30),
+            access_token_ttl: Duration::from_secs(900),
             secure_cookies: false,
             heartbeat: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
@@ -177,6 +181,11 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "--shutdown-grace-secs",
         "ROUNDS_SHUTDOWN_GRACE_SECS",
         "seconds to finish requests on shutdown [10]",
+    ),
+    (
+        "--access-token-secs",
+        "ROUNDS_ACCESS_TOKEN_SECS",
+        "seconds an access token lives before the browser refreshes it [900]",
     ),
     (
         "--heartbeat-ms",
@@ -321,6 +330,14 @@ impl Config {
                     config.shutdown_grace = Duration::from_secs(
                         parse_positive(&value)
                             .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64,
+                    )
+                }
+                "--access-token-secs" => {
+                    config.access_token_ttl = Duration::from_secs(
+                        parse_positive(&value)
+                            .filter(|secs| *secs <= 24 * 3600)
+                            .ok_or_else(|| invalid("expected 1 to 86400 seconds"))?
                             as u64,
                     )
                 }
@@ -484,6 +501,30 @@ mod tests {
         let line = err.to_string();
         assert!(line.contains("ROUNDS_LISTEN"), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn the_access_token_lifetime_is_configurable_and_bounded() {
+        let config = Config::from_sources(Vec::<String>::new(), env_of(&[])).unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        let config = Config::from_sources(
+            ["--access-token-secs", "5"].map(String::from),
+            env_of(&[("ROUNDS_ACCESS_TOKEN_SECS", "60")]),
+        )
+        .unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(5));
+        let config = Config::from_sources(
+            Vec::<String>::new(),
+            env_of(&[("ROUNDS_ACCESS_TOKEN_SECS", "60")]),
+        )
+        .unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(60));
+        for bad in ["0", "-1", "ten", "86401"] {
+            let err =
+                Config::from_sources(["--access-token-secs", bad].map(String::from), env_of(&[]))
+                    .unwrap_err();
+            assert!(err.to_string().contains("--access-token-secs"), "{err}");
+        }
     }
 
     #[test]

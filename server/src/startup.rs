@@ -73,19 +73,19 @@ impl Application {
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
         let hub = crate::realtime::Hub::new(store.head());
+        let mut auth = AuthKeys::new(
+            &config.jwt_secret,
+            config.secure_cookies,
+            config.refresh_grace,
+        )
+        .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone());
+        auth.access_ttl = config.access_token_ttl;
         let state = AppState {
             hub,
             metrics,
             subscriptions: crate::subscriptions::Subscriptions::new(),
             sessions: crate::sessions::Sessions::new(),
-            auth: Arc::new(
-                AuthKeys::new(
-                    &config.jwt_secret,
-                    config.secure_cookies,
-                    config.refresh_grace,
-                )
-                .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone()),
-            ),
+            auth: Arc::new(auth),
             config: Arc::new(config),
             store,
             leptos,

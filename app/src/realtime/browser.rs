@@ -2,8 +2,11 @@
 //! connection (WebSocket, or long-polling when sockets keep failing), and each tab's screens.
 //!
 //! Everything lives in one `Client` per page behind a `RefCell`. Only entry points (the public
-//! functions, socket and channel events, timers, fetch completions) borrow it; the screens'
-//! handlers run outside any borrow, from the animation frame.
+//! functions, socket and channel events, timers, fetch completions) borrow it, through [`with`];
+//! nothing that can call back runs during a borrow: the screens' handlers run outside it from the
+//! animation frame, and the screens' signals are written after it ends (skipped when the screen
+//! that owned them is gone). A page outlives its screens, so the client must never assume that
+//! what it was given is still there: closed, disposed and signed-out states are no-ops.
 
 use std::{
     cell::RefCell,
@@ -21,10 +24,11 @@ use web_sys::{BroadcastChannel, CloseEvent, MessageEvent, WebSocket};
 use super::{
     backoff_ms,
     union::{Change, Holder, Union},
-    ConnectionState, Handler, Interest, Realtime, Role, Seen, TabMessage, Transport,
+    ConnectionState, Handler, Interest, Realtime, Role, Seen, TabMessage, Transport, TypeCursors,
 };
 use crate::{
     records::alerts_first,
+    session,
     wire::{self, ClientMessage, PollRequest, PollResponse, ServerMessage, Subscribe, Update},
 };
 
@@ -44,6 +48,11 @@ const MISSED_ROUNDS: u64 = 5;
 const POLL_WAIT_MS: i64 = wire::POLL_WAIT_DEFAULT_MS as i64;
 /// Messages kept for the debug view.
 const LOG_SIZE: usize = 100;
+/// How long tabs wait for `SignedOut` after `SigningOut` before they carry on (the sign-out
+/// failed, or the tab that asked for it went away).
+const SIGN_OUT_WAIT_MS: f64 = 5_000.0;
+/// The suffix of the watch that replays, for a screen that changed its types, what it missed.
+const CATCH_UP: &str = "+catch-up";
 
 struct LocalWatch {
     interest: Interest,
@@ -53,6 +62,21 @@ struct LocalWatch {
     nonce: u64,
     /// Registered, and the replay that covers it not yet confirmed: the cursor stays put.
     replaying: bool,
+    /// Where each type stands that the screen showed and stopped showing, and where the
+    /// screen's data was loaded (for types it never showed): see [`show_types`].
+    types: TypeCursors,
+}
+
+impl LocalWatch {
+    fn new(interest: Interest, cursor: Option<i64>, nonce: u64) -> Self {
+        Self {
+            interest,
+            cursor,
+            nonce,
+            replaying: true,
+            types: TypeCursors::new(cursor),
+        }
+    }
 }
 
 /// The connection, held by the leader tab only.
@@ -157,6 +181,10 @@ struct Client {
     link: Option<Link>,
     /// The leader's connection state as last heard.
     link_state: ConnectionState,
+    /// The leader's transport as last heard.
+    transport: Transport,
+    /// Since when (ms) a tab of this user is signing out: no socket, no poll, no refresh.
+    signing_out: Option<f64>,
     watches: BTreeMap<String, LocalWatch>,
     next_nonce: u64,
     /// (id, alerts first?, handler)
@@ -193,6 +221,8 @@ thread_local! {
         claiming: false,
         link: None,
         link_state: ConnectionState::Connecting,
+        transport: Transport::WebSocket,
+        signing_out: None,
         watches: BTreeMap::new(),
         next_nonce: 0,
         handlers: Vec::new(),
@@ -214,10 +244,45 @@ fn client() -> Rc<RefCell<Client>> {
     CLIENT.with(Rc::clone)
 }
 
-fn with<R>(f: impl FnOnce(&mut Client) -> R) -> R {
+/// Runs `f` on the page's client, then shows the outcome on the screens' signals (after the
+/// borrow ends, so that nothing they trigger can find the client borrowed).
+fn with<R: Default>(f: impl FnOnce(&mut Client) -> R) -> R {
     let client = client();
-    let mut client = client.borrow_mut();
-    f(&mut client)
+    let Ok(mut borrowed) = client.try_borrow_mut() else {
+        // Only a callback into the client from inside it could get here. Doing nothing keeps the
+        // page alive (a panic would end it: `panic = "abort"`); the warning makes it visible.
+        web_sys::console::warn_1(&JsValue::from_str(
+            "rounds realtime: re-entered while busy; call ignored",
+        ));
+        return R::default();
+    };
+    let result = f(&mut borrowed);
+    let (realtime, state, role, transport) = (
+        borrowed.realtime,
+        borrowed.indicator(),
+        borrowed.role,
+        borrowed.transport,
+    );
+    drop(borrowed);
+    show(realtime.state, state);
+    show(realtime.role, role);
+    show(realtime.transport, transport);
+    result
+}
+
+/// Writes `value` to a screen's signal if it differs; a signal whose screen is gone is skipped.
+fn show<T: Clone + PartialEq + Send + Sync + 'static>(signal: RwSignal<T>, value: T) {
+    if signal
+        .try_get_untracked()
+        .is_some_and(|shown| shown != value)
+    {
+        signal.try_set(value);
+    }
+}
+
+/// Shows the current state (the browser went offline, say).
+fn refresh_indicator() {
+    with(|_| ());
 }
 
 fn now_ms() -> f64 {
@@ -264,7 +329,7 @@ pub fn start(realtime: Realtime, user: &str) {
     install_debug_hook();
     let window = window();
     listen(&window, "online", nudge);
-    listen(&window, "offline", || with(|c| c.refresh_indicator()));
+    listen(&window, "offline", refresh_indicator);
     if let Some(document) = window.document() {
         let visible = document.clone();
         listen(&document, "visibilitychange", move || {
@@ -315,10 +380,7 @@ pub fn start(realtime: Realtime, user: &str) {
 
     let lock = with(|c| format!("rounds-realtime-leader:{}", c.user));
     let locks = request_lock(&lock, become_leader);
-    with(|c| {
-        c.locks = locks;
-        c.refresh_indicator();
-    });
+    with(|c| c.locks = locks);
     if !locks {
         // Election on the channel: a leader answers `Hello` at once; silence means there is none.
         set_timeout(
@@ -338,44 +400,89 @@ pub fn start(realtime: Realtime, user: &str) {
 pub fn watch(id: &str, interest: Interest, after_seq: Option<i64>) {
     with(|c| {
         let cursor = after_seq.or_else(|| c.watches.get(id).and_then(|w| w.cursor));
+        c.forget(&catch_up_id(id));
         c.next_nonce += 1;
-        let nonce = c.next_nonce;
-        c.watches.insert(
-            id.to_owned(),
-            LocalWatch {
-                interest,
-                cursor,
-                nonce,
-                replaying: true,
-            },
-        );
+        let watch = LocalWatch::new(interest, cursor, c.next_nonce);
+        c.watches.insert(id.to_owned(), watch);
         c.register(id);
-        c.refresh_indicator();
     });
+}
+
+/// The screen `id` shows other types of the same rooms, from the same data (a chart's tab
+/// switch). Each type resumes from its own position: the types it keeps stay live with nothing
+/// replayed, and only the types it adds are replayed, each from where the screen last showed it
+/// (or from where its data was loaded), by a catch-up watch that goes away when its replay is
+/// done. An unknown `id`, or types "all" (empty) on either side, re-register from the cursor.
+pub fn show_types(id: &str, resource_types: Vec<String>) {
+    with(|c| {
+        let catch_up = catch_up_id(id);
+        let Some(watch) = c.watches.get(id) else {
+            return;
+        };
+        let catching_up = c
+            .watches
+            .get(&catch_up)
+            .map(|w| (w.interest.resource_types.clone(), w.cursor));
+        let plan = watch.types.switch(
+            (&watch.interest.resource_types, watch.cursor),
+            catching_up
+                .as_ref()
+                .map(|(types, cursor)| (types.as_slice(), *cursor)),
+            &resource_types,
+        );
+        let mut interest = watch.interest.clone();
+        interest.resource_types = resource_types;
+        let replay = plan.catch_up.map(|(types, from)| {
+            let mut interest = interest.clone();
+            interest.resource_types = types;
+            (interest, from)
+        });
+        if let Some(watch) = c.watches.get_mut(id) {
+            watch.types = plan.cursors;
+            watch.interest = interest;
+        }
+        c.forget(&catch_up);
+        if let Some((interest, from)) = replay {
+            c.next_nonce += 1;
+            let watch = LocalWatch::new(interest, from, c.next_nonce);
+            c.watches.insert(catch_up.clone(), watch);
+            c.register(&catch_up);
+        }
+        c.register(id);
+    });
+}
+
+fn catch_up_id(id: &str) -> String {
+    format!("{id}{CATCH_UP}")
 }
 
 /// The screen `id` is gone: leave its rooms.
 pub fn unwatch(id: &str) {
     with(|c| {
-        if c.watches.remove(id).is_none() {
-            return;
-        }
-        let tab = c.tab.clone();
-        if c.role == Role::Leader {
-            let changes = c
-                .link
-                .as_mut()
-                .map(|link| link.union.release(&tab, id))
-                .unwrap_or_default();
-            c.apply(changes);
-        } else if c.registered_with.is_some() {
-            c.post(&TabMessage::Unwatch {
-                tab,
-                id: id.to_owned(),
-            });
-        }
-        c.refresh_indicator();
+        c.forget(&catch_up_id(id));
+        c.forget(id);
     });
+}
+
+/// This tab signs the user out: every tab of the user stops its connection now (so that none
+/// reconnects or refreshes into the ending session), and waits for [`signed_out`].
+pub fn signing_out() {
+    with(|c| {
+        c.post(&TabMessage::SigningOut);
+        stop_for_sign_out(c);
+    });
+}
+
+/// The server ended the session: every other tab leaves for the sign-in page.
+pub fn signed_out() {
+    with(|c| c.post(&TabMessage::SignedOut));
+}
+
+/// Signing out failed (the server could not be reached): carry on in this tab; the others do
+/// when their wait is over.
+pub fn sign_out_failed() {
+    with(|c| c.signing_out = None);
+    reconnect_now();
 }
 
 /// Registers a handler for each frame's batch; `alerts` handlers run before the others.
@@ -492,8 +599,12 @@ fn step_down(c: &mut Client) {
 }
 
 /// What a tick found that needs more than the client's state.
+#[derive(Default)]
 enum Tick {
+    #[default]
     Nothing,
+    /// A sign-out announced by another tab never finished: connect again.
+    SignOutAbandoned,
     /// Without Web Locks, the leader has gone silent: claim the lead.
     Claim,
     /// The socket did not answer the watchdog's ping.
@@ -502,6 +613,13 @@ enum Tick {
 
 fn tick() {
     let found = with(|c| {
+        if c.signing_out
+            .is_some_and(|since| now_ms() - since > SIGN_OUT_WAIT_MS)
+        {
+            c.signing_out = None;
+            c.log_event("sign-out abandoned", json!({}));
+            return Tick::SignOutAbandoned;
+        }
         if c.role != Role::Leader {
             let silent = now_ms() - c.leader_heard_at > LEADER_SILENCE_MS;
             if !c.locks && !c.claiming && c.started && silent {
@@ -547,6 +665,7 @@ fn tick() {
     });
     match found {
         Tick::Nothing => {}
+        Tick::SignOutAbandoned => reconnect_now(),
         Tick::Claim => claim(),
         Tick::DeadSocket => {
             with(|c| c.log_event("watchdog", json!({ "reason": "no pong" })));
@@ -558,7 +677,6 @@ fn tick() {
 /// The network came back or a tab became visible: the leader retries at once.
 fn nudge() {
     let leader = with(|c| {
-        c.refresh_indicator();
         if c.role != Role::Leader {
             c.post(&TabMessage::Nudge);
         }
@@ -601,10 +719,7 @@ fn on_channel(message: TabMessage) {
                     return;
                 }
                 c.link_state = state;
-                if c.realtime.transport.get_untracked() != transport {
-                    c.realtime.transport.set(transport);
-                }
-                c.refresh_indicator();
+                c.transport = transport;
                 let me = c.tab.clone();
                 c.post(&TabMessage::Alive { tab: me, round });
             });
@@ -670,6 +785,8 @@ fn on_channel(message: TabMessage) {
             with(|c| c.confirm(&holders, after_seq));
         }
         TabMessage::Reset => reset(),
+        TabMessage::SigningOut => with(stop_for_sign_out),
+        TabMessage::SignedOut => session::leave(),
         TabMessage::Nudge => {
             if with(|c| c.role == Role::Leader) {
                 reconnect_now();
@@ -690,7 +807,6 @@ fn on_channel(message: TabMessage) {
                 }
                 c.leader = None;
                 c.link_state = ConnectionState::Reconnecting;
-                c.refresh_indicator();
                 !c.locks
             });
             if lost {
@@ -720,10 +836,7 @@ fn heard_leader(tab: String, addressed: bool) {
         c.claiming = false;
         let new_leader = c.leader.as_deref() != Some(tab.as_str());
         c.leader = Some(tab.clone());
-        if c.role != Role::Follower {
-            c.role = Role::Follower;
-            c.refresh_indicator();
-        }
+        c.role = Role::Follower;
         if addressed || new_leader || c.registered_with.as_deref() != Some(tab.as_str()) {
             c.registered_with = Some(tab);
             let ids: Vec<String> = c.watches.keys().cloned().collect();
@@ -750,8 +863,9 @@ fn socket_url() -> Option<String> {
 fn connect() {
     let opened = with(|c| {
         let first = c.connected_at.is_none();
+        let signing_out = c.signing_out.is_some();
         let link = c.link.as_mut()?;
-        if link.socket.is_some() {
+        if link.socket.is_some() || signing_out {
             return Some(());
         }
         let state = if !online() {
@@ -786,6 +900,21 @@ fn connect() {
     if opened.is_none() && with(|c| c.link.is_some()) {
         retry();
     }
+}
+
+/// A sign-out is under way: drop the socket and the poll, quietly (no 4401, no refresh).
+fn stop_for_sign_out(c: &mut Client) {
+    c.signing_out = Some(now_ms());
+    if let Some(link) = c.link.as_mut() {
+        link.drop_socket();
+        link.poll_generation += 1;
+        if let Some(abort) = link.poll_abort.take() {
+            abort.abort();
+        }
+        link.retry_pending = false;
+        link.state = ConnectionState::Idle;
+    }
+    c.publish_status();
 }
 
 fn socket_frame(text: String) {
@@ -860,6 +989,9 @@ fn socket_frame(text: String) {
 /// The socket closed (`event`: its close event; else the watchdog gave up on it).
 fn closed(code: u16, event: bool) {
     let unauthorized = with(|c| {
+        if c.signing_out.is_some() {
+            return None;
+        }
         let link = c.link.as_mut()?;
         // Without a network every attempt fails; that says nothing about proxies.
         let refused = !link.welcomed && online();
@@ -889,7 +1021,7 @@ fn closed(code: u16, event: bool) {
     }
     if unauthorized {
         leptos::task::spawn_local(async {
-            if refresh_session().await == Some(false) {
+            if session::refresh().await == Some(false) {
                 session_over();
             } else {
                 retry();
@@ -991,28 +1123,14 @@ fn reset() {
     let _ = window().location().reload();
 }
 
+/// The server refused the session and a refresh could not renew it: every tab of the user
+/// leaves for the sign-in page (they share the cookies, so the session is over for all).
 fn session_over() {
     with(|c| {
-        if let Some(link) = c.link.as_mut() {
-            link.drop_socket();
-            link.polling = false;
-            link.poll_generation += 1;
-            link.state = ConnectionState::Idle;
-        }
-        c.publish_status();
+        stop_for_sign_out(c);
+        c.post(&TabMessage::SignedOut);
     });
-}
-
-/// Rotates the access token with the refresh cookie: `Some(true)` refreshed, `Some(false)` the
-/// session is over (signed out, revoked), `None` the network failed.
-async fn refresh_session() -> Option<bool> {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-    let request = window().fetch_with_str_and_init("/auth/refresh", &init);
-    let answer = JsFuture::from(request).await.ok()?;
-    let response = answer.dyn_into::<web_sys::Response>().ok()?;
-    Some(response.ok())
+    session::leave();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,6 +1145,9 @@ enum PollFailure {
 /// Sends the next poll (abandoning the one in flight, whose subscriptions are out of date).
 fn poll() {
     let request = with(|c| {
+        if c.signing_out.is_some() {
+            return None;
+        }
         let link = c.link.as_mut().filter(|link| link.polling)?;
         link.poll_generation += 1;
         if let Some(abort) = link.poll_abort.take() {
@@ -1070,7 +1191,7 @@ fn poll() {
                 }
             }
             Err(PollFailure::Abandoned) => {}
-            Err(PollFailure::Unauthorized) => match refresh_session().await {
+            Err(PollFailure::Unauthorized) => match session::refresh().await {
                 Some(false) => session_over(),
                 _ => poll_later(),
             },
@@ -1196,6 +1317,27 @@ impl Client {
         }
     }
 
+    /// Lets go of watch `id`'s rooms (nothing when it is not watched).
+    fn forget(&mut self, id: &str) {
+        if self.watches.remove(id).is_none() {
+            return;
+        }
+        let tab = self.tab.clone();
+        if self.role == Role::Leader {
+            let changes = self
+                .link
+                .as_mut()
+                .map(|link| link.union.release(&tab, id))
+                .unwrap_or_default();
+            self.apply(changes);
+        } else if self.registered_with.is_some() {
+            self.post(&TabMessage::Unwatch {
+                tab,
+                id: id.to_owned(),
+            });
+        }
+    }
+
     /// Sends screen `id`'s interest to the leader (or, in the leader, into the union). With no
     /// leader known it waits: every tab registers everything when a leader announces itself.
     fn register(&mut self, id: &str) {
@@ -1274,6 +1416,7 @@ impl Client {
     /// The replay covering these registrations is done.
     fn confirm(&mut self, holders: &[Holder], after_seq: Option<i64>) {
         let mut any = false;
+        let mut caught_up = Vec::new();
         for holder in holders.iter().filter(|h| h.tab == self.tab) {
             if let Some(watch) = self
                 .watches
@@ -1287,12 +1430,19 @@ impl Client {
                     }
                 }
                 any = true;
+                if holder.watch.ends_with(CATCH_UP) {
+                    caught_up.push(holder.watch.clone());
+                }
             }
+        }
+        // What a catch-up replayed has reached the screen; from now on its screen's own watch
+        // delivers those types live.
+        for id in caught_up {
+            self.forget(&id);
         }
         if any && self.watches.values().all(|w| !w.replaying) {
             self.resumed_at = Some(wall_ms());
         }
-        self.refresh_indicator();
     }
 
     /// Frames from the connection: keep what this tab's screens show, once each.
@@ -1321,7 +1471,6 @@ impl Client {
             self.frame_requested = true;
             request_animation_frame(flush);
         }
-        self.refresh_indicator();
     }
 
     /// The leader tells every tab (and shows) its connection's state.
@@ -1331,9 +1480,7 @@ impl Client {
         };
         let (state, transport, round) = (link.state, link.transport, link.round);
         self.link_state = state;
-        if self.realtime.transport.get_untracked() != transport {
-            self.realtime.transport.set(transport);
-        }
+        self.transport = transport;
         let tab = self.tab.clone();
         self.post(&TabMessage::Status {
             tab,
@@ -1341,14 +1488,14 @@ impl Client {
             transport,
             round,
         });
-        self.refresh_indicator();
     }
 
     /// What the indicator shows: the browser's own offline state first, then the connection's,
     /// as *receiving* while updates wait for the screen or a replay runs.
-    fn refresh_indicator(&mut self) {
-        let realtime = self.realtime;
-        let state = if !online() {
+    fn indicator(&self) -> ConnectionState {
+        if self.signing_out.is_some() {
+            ConnectionState::Idle
+        } else if !online() {
             ConnectionState::Offline
         } else if self.role == Role::Follower && self.leader.is_none() {
             ConnectionState::Reconnecting
@@ -1358,12 +1505,6 @@ impl Client {
             ConnectionState::Receiving
         } else {
             self.link_state
-        };
-        if realtime.state.get_untracked() != state {
-            realtime.state.set(state);
-        }
-        if realtime.role.get_untracked() != self.role {
-            realtime.role.set(self.role);
         }
     }
 
@@ -1423,13 +1564,13 @@ impl Client {
             "role": self.role,
             "leader": self.leader,
             "election": if self.locks { "web-locks" } else { "broadcast-channel" },
-            "state": self.realtime.state.get_untracked().machine(),
+            "state": self.indicator().machine(),
             "connection": self.link_state,
-            "transport": self.realtime.transport.get_untracked(),
+            "transport": self.transport,
             "watches": watches,
             "link": link,
             "applied": self.applied,
-            "last_seq": self.realtime.last_seq.get_untracked(),
+            "last_seq": self.realtime.last_seq.try_get_untracked(),
             "leader_since": self.leader_since,
             "connected_at": self.connected_at,
             "resumed_at": self.resumed_at,
@@ -1440,27 +1581,33 @@ impl Client {
 
 /// Hands the frame's batch to the handlers, alerts first, then records when it was painted.
 fn flush() {
-    let (mut batch, handlers, realtime) = with(|c| {
+    let taken = with(|c| {
         c.frame_requested = false;
         let handlers: Vec<Handler> = c.handlers.iter().map(|(_, _, h)| h.clone()).collect();
         c.applied += c.queue.len() as u64;
-        (std::mem::take(&mut c.queue), handlers, c.realtime)
+        Some((std::mem::take(&mut c.queue), handlers, c.realtime))
     });
-    if batch.is_empty() {
+    let Some((mut batch, handlers, realtime)) = taken.filter(|(batch, _, _)| !batch.is_empty())
+    else {
         return;
-    }
+    };
     let frame_start = now_ms();
     let arrivals: Vec<f64> = batch.iter().map(|(_, at)| *at).collect();
     let mut updates: Vec<Update> = batch.drain(..).map(|(u, _)| u).collect();
     alerts_first(&mut updates);
     let highest = updates.iter().map(|u| u.seq).max().unwrap_or(0);
-    if highest > realtime.last_seq.get_untracked() {
-        realtime.last_seq.set(highest);
+    if realtime
+        .last_seq
+        .try_get_untracked()
+        .is_some_and(|last| highest > last)
+    {
+        realtime.last_seq.try_set(highest);
     }
+    // A handler may unmount screens (and dispose what the others hold): each uses `try_*`.
     for handler in handlers {
         handler(&updates);
     }
-    with(|c| c.refresh_indicator());
+    refresh_indicator();
     // The DOM changes of this frame are painted before a zero timeout set now runs.
     set_timeout(
         move || {

@@ -22,7 +22,10 @@
 //!
 //! What it must never do: hand an update to the screens twice, skip one, or stop trying.
 
-use std::{collections::BTreeSet, rc::Rc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -255,6 +258,92 @@ pub enum TabMessage {
     Resign {
         tab: String,
     },
+    /// A tab is signing the user out: stop the connection (no reconnect, no refresh) and wait
+    /// for `SignedOut` (or carry on after a few seconds without it).
+    SigningOut,
+    /// The session is over: leave for the sign-in page, keeping nothing.
+    SignedOut,
+}
+
+/// Where each resource type of a screen stands, for a screen that changes the types it shows
+/// over the same data (the chart's tabs): a type it stopped showing keeps the cursor it had
+/// reached, and a type it never showed starts where the screen's data was loaded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TypeCursors {
+    loaded: Option<i64>,
+    hidden: BTreeMap<String, Option<i64>>,
+}
+
+/// What a change of types asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeSwitch {
+    /// The types the screen missed, to replay, and from where; `None`: nothing was missed.
+    pub catch_up: Option<(Vec<String>, Option<i64>)>,
+    /// The positions after the change.
+    pub cursors: TypeCursors,
+}
+
+impl TypeCursors {
+    pub fn new(loaded: Option<i64>) -> Self {
+        Self {
+            loaded,
+            hidden: BTreeMap::new(),
+        }
+    }
+
+    /// From showing `live` (its types and cursor) while `catching_up` replays (its types and
+    /// cursor), to showing `next`. A type stays live if it was live and not still catching up;
+    /// every other type of `next` is missed from its own position. Empty lists mean every type:
+    /// to "every type" from a narrower list, everything is replayed from the oldest position.
+    pub fn switch(
+        &self,
+        live: (&[String], Option<i64>),
+        catching_up: Option<(&[String], Option<i64>)>,
+        next: &[String],
+    ) -> TypeSwitch {
+        let (live_types, live_cursor) = live;
+        let (catching, catch_cursor) = catching_up.unwrap_or((&[], None));
+        if next.is_empty() && !live_types.is_empty() {
+            let oldest = self
+                .hidden
+                .values()
+                .chain([&self.loaded, &live_cursor, &catch_cursor])
+                .filter_map(|cursor| *cursor)
+                .min();
+            return TypeSwitch {
+                catch_up: Some((Vec::new(), oldest)),
+                cursors: TypeCursors::new(self.loaded),
+            };
+        }
+        let cursor_of = |t: &String| {
+            if catching.contains(t) {
+                catch_cursor
+            } else if live_types.contains(t) || live_types.is_empty() {
+                live_cursor
+            } else {
+                self.hidden.get(t).copied().unwrap_or(self.loaded)
+            }
+        };
+        let mut cursors = self.clone();
+        for t in live_types.iter().chain(catching) {
+            if !next.contains(t) {
+                cursors.hidden.insert(t.clone(), cursor_of(t));
+            }
+        }
+        let missed: Vec<String> = next
+            .iter()
+            .filter(|t| catching.contains(t) || !(live_types.contains(t) || live_types.is_empty()))
+            .cloned()
+            .collect();
+        for t in next {
+            cursors.hidden.remove(t);
+        }
+        let catch_up = (!missed.is_empty()).then(|| {
+            let from = missed.iter().filter_map(cursor_of).min();
+            (missed, from)
+        });
+        TypeSwitch { catch_up, cursors }
+    }
 }
 
 /// Receives each frame's batch of new updates.
@@ -293,13 +382,18 @@ pub fn backoff_ms(attempt: u32, random: f64) -> u32 {
 #[cfg(feature = "hydrate")]
 mod browser;
 #[cfg(feature = "hydrate")]
-pub use browser::{debug_snapshot, off, on_updates, start, unwatch, watch};
+pub use browser::{
+    debug_snapshot, off, on_updates, show_types, sign_out_failed, signed_out, signing_out, start,
+    unwatch, watch,
+};
 
 // On the server the page renders once; there is nothing to connect.
 #[cfg(not(feature = "hydrate"))]
 pub fn start(_realtime: Realtime, _user: &str) {}
 #[cfg(not(feature = "hydrate"))]
 pub fn watch(_id: &str, _interest: Interest, _after_seq: Option<i64>) {}
+#[cfg(not(feature = "hydrate"))]
+pub fn show_types(_id: &str, _resource_types: Vec<String>) {}
 #[cfg(not(feature = "hydrate"))]
 pub fn unwatch(_id: &str) {}
 #[cfg(not(feature = "hydrate"))]
@@ -398,6 +492,57 @@ mod tests {
             "MedicationRequest"
         )));
         assert!(!queue.matches(&update(&["patient:p9"], "MedicationRequest")));
+    }
+
+    fn types(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| t.to_string()).collect()
+    }
+
+    #[test]
+    fn a_type_switch_replays_only_the_types_missed_each_from_its_own_position() {
+        // The chart loaded at 10 and shows Review (Observation, Condition) live up to 200.
+        let cursors = TypeCursors::new(Some(10));
+        let review = types(&["Condition", "Observation"]);
+        let results = types(&["DiagnosticReport", "Observation"]);
+        let to_results = cursors.switch((&review, Some(200)), None, &results);
+        assert_eq!(
+            to_results.catch_up,
+            Some((types(&["DiagnosticReport"]), Some(10))),
+            "Observation stayed live: only the reports, never shown, from the snapshot"
+        );
+        // Back to Review at 300: Condition was last shown at 200.
+        let to_review = to_results
+            .cursors
+            .switch((&results, Some(300)), None, &review);
+        assert_eq!(to_review.catch_up, Some((types(&["Condition"]), Some(200))));
+        // And to Results again at 400, while Condition still catches up (from 200): the
+        // reports resume from 300, where Results was left.
+        let again = to_review.cursors.switch(
+            (&review, Some(400)),
+            Some((&types(&["Condition"]), Some(200))),
+            &results,
+        );
+        assert_eq!(
+            again.catch_up,
+            Some((types(&["DiagnosticReport"]), Some(300)))
+        );
+        assert_eq!(
+            again.cursors.hidden.get("Condition"),
+            Some(&Some(200)),
+            "a type that left mid-catch-up keeps the catch-up's position"
+        );
+        let same = cursors.switch((&review, Some(200)), None, &review);
+        assert_eq!(same.catch_up, None, "nothing new: nothing replayed");
+    }
+
+    #[test]
+    fn every_type_on_either_side_falls_back_to_the_oldest_position() {
+        let cursors = TypeCursors::new(Some(10));
+        let narrow = types(&["Observation"]);
+        let from_all = cursors.switch((&[], Some(50)), None, &narrow);
+        assert_eq!(from_all.catch_up, None, "every type was live");
+        let to_all = cursors.switch((&narrow, Some(50)), None, &[]);
+        assert_eq!(to_all.catch_up, Some((Vec::new(), Some(10))));
     }
 
     #[test]

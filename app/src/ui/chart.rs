@@ -133,32 +133,32 @@ fn ChartView(chart: Chart) -> impl IntoView {
     };
     provide_context(ctx);
 
-    // The subscription follows the active tab's types; switching tabs replays from the snapshot,
-    // so what a tab's types missed while it was hidden arrives (the rest is dropped as seen).
+    // The subscription follows the active tab's types. A switch replays only what the new tab's
+    // types missed while hidden, each type from where it was last shown (or from the snapshot).
     {
         let patient_id = patient_id.clone();
-        Effect::new(move |_| {
-            let active = tab.get();
+        Effect::new(move |watching: Option<()>| {
             let mut types: Vec<String> = BANNER_TYPES.iter().map(|t| t.to_string()).collect();
-            types.extend(active.types().iter().map(|t| t.to_string()));
+            types.extend(tab.get().types().iter().map(|t| t.to_string()));
             types.sort();
             types.dedup();
-            realtime::watch(
-                "chart",
-                Interest {
+            if watching.is_some() {
+                realtime::show_types("chart", types);
+            } else {
+                let interest = Interest {
                     patient_ids: vec![patient_id.clone()],
                     rooms: Vec::new(),
                     resource_types: types,
-                },
-                Some(seq),
-            );
+                };
+                realtime::watch("chart", interest, Some(seq));
+            }
         });
         on_cleanup(|| realtime::unwatch("chart"));
     }
     {
         let patient_id = patient_id.clone();
         on_updates_while_mounted(false, move |batch| {
-            records.update(|store| {
+            records.try_update(|store| {
                 store.apply_all(
                     batch
                         .iter()
@@ -834,7 +834,7 @@ fn DocumentationTab() -> impl IntoView {
         );
         let mut pending = note.clone();
         pending["id"] = Value::from(format!("pending-{tag}"));
-        records.update(|r| {
+        records.try_update(|r| {
             r.upsert(pending);
         });
         saving.set(true);
@@ -845,7 +845,7 @@ fn DocumentationTab() -> impl IntoView {
                     set_draft_text.set(String::new());
                 }
                 Err(error) => {
-                    records.update(|r| {
+                    records.try_update(|r| {
                         r.discard_pending("DocumentReference", &format!("pending-{tag}"));
                     });
                     toasts.show(

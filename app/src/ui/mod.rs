@@ -13,7 +13,7 @@ pub mod write;
 
 use std::rc::Rc;
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::components::{Outlet, A};
 
 use crate::{
@@ -58,9 +58,10 @@ pub struct Toast {
 pub struct Toasts(pub RwSignal<Vec<Toast>>);
 
 impl Toasts {
+    /// Shows a toast (nothing when the shell is gone: a write can finish after sign-out).
     pub fn show(&self, critical: bool, text: impl Into<String>) {
         let text = text.into();
-        self.0.update(|list| {
+        self.0.try_update(|list| {
             let id = list.iter().map(|t| t.id).max().unwrap_or(0) + 1;
             list.push(Toast { id, critical, text });
             let excess = list.len().saturating_sub(4);
@@ -69,7 +70,7 @@ impl Toasts {
     }
 
     pub fn dismiss(&self, id: u64) {
-        self.0.update(|list| list.retain(|t| t.id != id));
+        self.0.try_update(|list| list.retain(|t| t.id != id));
     }
 }
 
@@ -104,7 +105,7 @@ pub fn new_tag() -> String {
 /// Puts a resource the server answered with (a write's result, or the version a 412 found) into a
 /// screen's store.
 pub fn keep(records: RwSignal<Records>, resource: serde_json::Value) {
-    records.update(|r| {
+    records.try_update(|r| {
         r.upsert(resource);
     });
 }
@@ -188,7 +189,7 @@ fn SignedIn(session: Session) -> impl IntoView {
         );
         on_updates_while_mounted(true, move |batch| {
             let mut arrived = Vec::new();
-            alert_store.0.update(|store| {
+            alert_store.0.try_update(|store| {
                 for update in batch {
                     if !alert_relevant(store, update) {
                         continue;
@@ -217,7 +218,6 @@ fn SignedIn(session: Session) -> impl IntoView {
         Effect::new(move |_| realtime::start(realtime, &user_id));
     }
 
-    let sign_out = ServerAction::<SignOut>::new();
     let is_pharmacy = matches!(user.role, Role::Pharmacist | Role::Admin);
     view! {
         <div class="app-shell" data-testid="app-shell">
@@ -249,11 +249,20 @@ fn SignedIn(session: Session) -> impl IntoView {
                     {user.name.clone()}
                     <span class="role">{user.role.label()}</span>
                 </span>
-                <ActionForm action=sign_out attr:class="inline">
+                // Before hydration a plain post to the server function; after, every tab leaves.
+                <form
+                    method="post"
+                    action=SignOut::url()
+                    class="inline"
+                    on:submit=move |event| {
+                        event.prevent_default();
+                        sign_out(toasts);
+                    }
+                >
                     <button type="submit" class="link-button" data-testid="sign-out">
                         "Sign out"
                     </button>
-                </ActionForm>
+                </form>
             </header>
             <AlertBanner/>
             <Outlet/>
@@ -262,6 +271,27 @@ fn SignedIn(session: Session) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// Signs out in every tab: tells the tabs first (so none reconnects or refreshes into the ending
+/// session), ends the session on the server, tells them it is over, and leaves for the sign-in
+/// page, as they do.
+fn sign_out(toasts: Toasts) {
+    #[cfg(feature = "hydrate")]
+    {
+        realtime::signing_out();
+        leptos::task::spawn_local(async move {
+            if crate::session::end().await {
+                realtime::signed_out();
+                crate::session::leave();
+            } else {
+                realtime::sign_out_failed();
+                toasts.show(false, "Not signed out: the server could not be reached.");
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = toasts;
 }
 
 /// Whether an update concerns the alert store: critical results (and later versions of ones
@@ -296,7 +326,7 @@ pub fn acknowledge(alert: String, patient_reference: String) {
         );
         match write::create(&task).await {
             Ok(stored) => {
-                alerts.0.update(|store| {
+                alerts.0.try_update(|store| {
                     store.upsert(stored);
                 });
             }

@@ -228,14 +228,14 @@ fn optimistic(
     let pending_id = format!("pending-{tag}");
     let mut pending = resource.clone();
     pending["id"] = Value::from(pending_id.clone());
-    records.update(|r| {
+    records.try_update(|r| {
         r.upsert(pending);
     });
     leptos::task::spawn_local(async move {
         match write::create(&resource).await {
             Ok(stored) => keep(records, stored),
             Err(error) => {
-                records.update(|r| {
+                records.try_update(|r| {
                     r.discard_pending(resource_type, &pending_id);
                 });
                 toasts.show(

@@ -46,7 +46,7 @@ fn Queue(queue: PharmacyQueue) -> impl IntoView {
         queue.seq,
     );
     on_updates_while_mounted(false, move |batch| {
-        records.update(|store| {
+        records.try_update(|store| {
             store.apply_all(batch.iter().filter(|u| {
                 matches!(
                     u.resource_type.as_str(),

@@ -83,7 +83,7 @@ fn Worklist(workspace: Workspace) -> impl IntoView {
     );
     on_updates_while_mounted(false, move |batch| {
         let mut admitted = Vec::new();
-        live.update(|live| {
+        live.try_update(|live| {
             for update in batch {
                 let Some(patient) = update.patient_id.clone() else {
                     continue;
@@ -95,7 +95,7 @@ fn Worklist(workspace: Workspace) -> impl IntoView {
                 }
             }
         });
-        records.update(|store| {
+        records.try_update(|store| {
             store.apply_all(batch.iter().filter(|u| {
                 matches!(
                     u.resource_type.as_str(),
@@ -116,9 +116,9 @@ fn Worklist(workspace: Workspace) -> impl IntoView {
             });
             let known = rows.with_untracked(|r| r.iter().any(|p| p.id == patient));
             if ended {
-                rows.update(|r| r.retain(|p| p.id != patient));
+                rows.try_update(|r| r.retain(|p| p.id != patient));
             } else if known {
-                rows.update(|r| {
+                rows.try_update(|r| {
                     if let Some(row) = r.iter_mut().find(|p| p.id == patient) {
                         row.unit_id = unit_id.clone();
                     }
@@ -297,7 +297,7 @@ fn add_admitted(
             unit_name,
             bed: None,
         };
-        rows.update(|r| {
+        rows.try_update(|r| {
             if !r.iter().any(|p| p.id == patient_id) {
                 r.push(summary);
             }

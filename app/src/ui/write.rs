@@ -2,6 +2,7 @@
 //!
 //! A 412 (someone saved a newer version first) comes back as [`WriteError::Conflict`] with the
 //! version now stored, so the screen can show what changed and let the user redo their change.
+//! A 401 (the access token expired a moment ago) refreshes the session and retries once.
 
 use serde_json::Value;
 
@@ -86,6 +87,11 @@ fn outcome_text(status: u16, body: &str) -> String {
     }
 }
 
+/// Sends a write; a 401 refreshes the session and sends it once more. That retry is safe: a 401
+/// comes from authentication, before the handler runs, so the first attempt stored nothing (and
+/// a create keeps its `urn:rounds:client-request` tag, so the screen matches the copy that comes
+/// back to its optimistic entry, whichever way it arrives). A session that cannot be refreshed is
+/// over: the tab leaves for the sign-in page.
 #[cfg(feature = "hydrate")]
 async fn send(
     method: &str,
@@ -93,11 +99,49 @@ async fn send(
     body: Option<&Value>,
     if_match: Option<i64>,
 ) -> Result<Value, WriteError> {
+    let signed_out = || {
+        crate::session::leave();
+        WriteError::Failed("Your session has ended; sign in again. Nothing was saved.".into())
+    };
+    match attempt(method, path, body, if_match).await {
+        Err(Attempt::Unauthorized) => {}
+        Err(Attempt::Failed(error)) => return Err(error),
+        Ok(value) => return Ok(value),
+    }
+    match crate::session::refresh().await {
+        Some(true) => match attempt(method, path, body, if_match).await {
+            Ok(value) => Ok(value),
+            Err(Attempt::Failed(error)) => Err(error),
+            Err(Attempt::Unauthorized) => Err(signed_out()),
+        },
+        Some(false) => Err(signed_out()),
+        None => Err(unreachable_server()),
+    }
+}
+
+#[cfg(feature = "hydrate")]
+enum Attempt {
+    /// 401: not authenticated, so not carried out.
+    Unauthorized,
+    Failed(WriteError),
+}
+
+#[cfg(feature = "hydrate")]
+fn unreachable_server() -> WriteError {
+    WriteError::Failed("The server could not be reached; nothing was saved.".into())
+}
+
+#[cfg(feature = "hydrate")]
+async fn attempt(
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    if_match: Option<i64>,
+) -> Result<Value, Attempt> {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
-    let network =
-        |_| WriteError::Failed("The server could not be reached; nothing was saved.".into());
+    let network = |_| Attempt::Failed(unreachable_server());
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
@@ -123,15 +167,18 @@ async fn send(
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let status = response.status();
-    if status == 412 {
-        return Err(WriteError::Conflict { current: None });
+    match response.status() {
+        401 => Err(Attempt::Unauthorized),
+        412 => Err(Attempt::Failed(WriteError::Conflict { current: None })),
+        status if !response.ok() => Err(Attempt::Failed(WriteError::Failed(outcome_text(
+            status, &text,
+        )))),
+        _ => serde_json::from_str(&text).map_err(|_| {
+            Attempt::Failed(WriteError::Failed(
+                "The server's answer was not a FHIR resource.".into(),
+            ))
+        }),
     }
-    if !response.ok() {
-        return Err(WriteError::Failed(outcome_text(status, &text)));
-    }
-    serde_json::from_str(&text)
-        .map_err(|_| WriteError::Failed("The server's answer was not a FHIR resource.".into()))
 }
 
 #[cfg(not(feature = "hydrate"))]
