@@ -132,7 +132,6 @@ impl Facts {
     pub fn of_stored(stored: &Stored) -> Self {
         Self::of_json(&stored.resource_type, &stored.json)
     }
-
 }
 
 /// The facts of an event's version and of its resource's newest version (read with the event),
@@ -166,7 +165,9 @@ impl EventFacts {
 pub enum Verdict {
     Allowed,
     /// About a patient the user may not see (a read answers 403).
-    Forbidden { patient_id: String },
+    Forbidden {
+        patient_id: String,
+    },
     /// Restricted, or a Subscription of someone else: even its existence is not revealed (404).
     Hidden,
 }
@@ -176,9 +177,8 @@ impl Verdict {
     fn and(self, other: Verdict) -> Verdict {
         match (self, other) {
             (Verdict::Hidden, _) | (_, Verdict::Hidden) => Verdict::Hidden,
-            (forbidden @ Verdict::Forbidden { .. }, _) | (_, forbidden @ Verdict::Forbidden { .. }) => {
-                forbidden
-            }
+            (forbidden @ Verdict::Forbidden { .. }, _)
+            | (_, forbidden @ Verdict::Forbidden { .. }) => forbidden,
             _ => Verdict::Allowed,
         }
     }
@@ -546,9 +546,18 @@ mod tests {
         };
         let physician = user(Role::Physician);
         let judge = |f: Facts| judge(&physician, &visibility, &f);
-        assert_eq!(judge(facts("Observation", Some("p1"), true)), Verdict::Allowed);
-        assert_eq!(judge(facts("Observation", Some("p2"), false)), Verdict::Allowed);
-        assert_eq!(judge(facts("Observation", Some("p2"), true)), Verdict::Hidden);
+        assert_eq!(
+            judge(facts("Observation", Some("p1"), true)),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            judge(facts("Observation", Some("p2"), false)),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            judge(facts("Observation", Some("p2"), true)),
+            Verdict::Hidden
+        );
         assert_eq!(
             judge(facts("Observation", Some("p3"), false)),
             Verdict::Forbidden {
@@ -595,7 +604,10 @@ mod tests {
             },
             "a version filed on another patient stays with that patient"
         );
-        assert_eq!(release(&nurse, &visibility, &old, Some(&old)), Verdict::Allowed);
+        assert_eq!(
+            release(&nurse, &visibility, &old, Some(&old)),
+            Verdict::Allowed
+        );
     }
 
     #[test]

@@ -963,18 +963,36 @@ pub async fn end_session(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<(), FhirError> {
+    let now = format_instant(Utc::now());
     let (token, via_cookie) = match bearer(headers)? {
         Some(token) => (token, false),
         None => match cookie(headers, ACCESS_COOKIE) {
             Some(token) => (token, true),
-            None => return Ok(()),
+            None => match cookie(headers, REFRESH_COOKIE) {
+                // The access cookie lapses after its lifetime; the session's refresh cookie still
+                // names the session, and signing out must end it.
+                Some(refresh) => {
+                    if !same_origin(headers) {
+                        return Err(cross_site());
+                    }
+                    let found = state
+                        .store
+                        .session_of_refresh(&token_hash(refresh), &now)
+                        .await?;
+                    let Some((session_id, user_id)) = found else {
+                        return Ok(());
+                    };
+                    return revoke_signed_out(state, headers, peer, &session_id, user_id, &now)
+                        .await;
+                }
+                None => return Ok(()),
+            },
         },
     };
     if via_cookie && !same_origin(headers) {
         return Err(cross_site());
     }
     let claims = state.auth.verify_with(token, Purpose::Access, false)?;
-    let now = format_instant(Utc::now());
     match state.store.session_user(&claims.sid, &now).await? {
         None => return Ok(()),
         Some(user) if user != claims.sub => {
@@ -984,14 +1002,27 @@ pub async fn end_session(
         }
         Some(_) => {}
     }
+    revoke_signed_out(state, headers, peer, &claims.sid, claims.sub, &now).await
+}
+
+/// Ends a signed-out session in the database and on every socket of this node (the others hear
+/// of it through the store), and audits it.
+async fn revoke_signed_out(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    session_id: &str,
+    user_id: String,
+    now: &str,
+) -> Result<(), FhirError> {
     state
         .store
-        .revoke_session(&claims.sid, &now, "signed out")
+        .revoke_session(session_id, now, "signed out")
         .await?;
-    crate::sessions::end(state, &claims.sid, "signed out");
+    crate::sessions::end(state, session_id, "signed out");
     audit_auth(
         &state.store,
-        Some(claims.sub),
+        Some(user_id),
         "logout",
         "0",
         "signed out".into(),

@@ -171,8 +171,7 @@ impl ServerBackend {
             .matches
             .iter()
             .filter(|stored| {
-                access::release(user, visibility, &access::Facts::of_stored(stored), None)
-                    .allowed()
+                access::release(user, visibility, &access::Facts::of_stored(stored), None).allowed()
             })
             .filter_map(|stored| serde_json::from_str(&stored.json).ok())
             .collect())
@@ -268,8 +267,13 @@ impl ServerBackend {
         }
         let patient = match self.state.store.read("Patient", patient_id).await {
             Ok(crate::store::ReadOutcome::Found(stored))
-                if access::release(&user, &visibility, &access::Facts::of_stored(&stored), None)
-                    .allowed() =>
+                if access::release(
+                    &user,
+                    &visibility,
+                    &access::Facts::of_stored(&stored),
+                    None,
+                )
+                .allowed() =>
             {
                 serde_json::from_str::<Value>(&stored.json)
                     .map_err(|e| BackendError::Failed(e.to_string()))?

@@ -237,11 +237,15 @@ async fn run_search(
     // The store applied the rule in SQL for the searched type; every row that leaves is judged
     // again here on its own type, patient and label: an included row by *its* type.
     let before = page.matches.len() as i64;
-    page.matches
-        .retain(|stored| gate.release(&access::Facts::of_stored(stored), None).allowed());
+    page.matches.retain(|stored| {
+        gate.release(&access::Facts::of_stored(stored), None)
+            .allowed()
+    });
     page.total -= before - page.matches.len() as i64;
-    page.included
-        .retain(|stored| gate.release(&access::Facts::of_stored(stored), None).allowed());
+    page.included.retain(|stored| {
+        gate.release(&access::Facts::of_stored(stored), None)
+            .allowed()
+    });
 
     let self_url = page_url(&base, rtype, &pairs, None);
     let mut links = vec![("self", self_url)];
@@ -352,7 +356,15 @@ async fn read(
             newest.version_id
         )));
     }
-    audit(&state, &user, "read", &rtype, Some(&id), patient_of(&newest), None);
+    audit(
+        &state,
+        &user,
+        "read",
+        &rtype,
+        Some(&id),
+        patient_of(&newest),
+        None,
+    );
     Ok(resource_response(&newest))
 }
 
@@ -395,7 +407,15 @@ async fn vread(
             "version {version} of {rtype}/{id} is its deletion"
         )));
     }
-    audit(&state, &user, "vread", &rtype, Some(&id), patient_of(&stored), None);
+    audit(
+        &state,
+        &user,
+        "vread",
+        &rtype,
+        Some(&id),
+        patient_of(&stored),
+        None,
+    );
     Ok(resource_response(&stored))
 }
 
@@ -654,7 +674,10 @@ async fn update(
     let mut resource = read_body(&state, &headers, body).await?;
     validate(&rtype, &resource, Intent::Update, Some(&id)).map_err(FhirError::Invalid)?;
     let stored = stored_value(&state, &rtype, &id).await?;
-    let previous = stored.as_ref().filter(|(_, live)| *live).map(|(v, _)| v.clone());
+    let previous = stored
+        .as_ref()
+        .filter(|(_, live)| *live)
+        .map(|(v, _)| v.clone());
     let before = stored.as_ref().map(|(resource, live)| access::Overwritten {
         id: &id,
         resource,

@@ -43,7 +43,10 @@ use super::{
 use crate::{
     access::{self, EventFacts},
     auth,
-    auth::AuthUser, fhir::error::FhirError, state::AppState, store::Visibility,
+    auth::AuthUser,
+    fhir::error::FhirError,
+    state::AppState,
+    store::Visibility,
 };
 
 /// Largest client frame accepted; larger ones close the socket with 1009.
@@ -260,14 +263,19 @@ async fn write_loop(
     }
     let goodbye = async {
         while let Ok(next) = frames.try_recv() {
-            sink.feed(Message::Text(next.text)).await?;
+            if sink.feed(Message::Text(next.text)).await.is_err() {
+                break;
+            }
             metrics.messages_sent.inc();
         }
-        sink.send(Message::Close(Some(CloseFrame {
-            code: order.code,
-            reason: Utf8Bytes::from_static(order.reason),
-        })))
-        .await?;
+        // After the client's own close, the socket has already queued its answer and refuses a
+        // second close frame; closing the sink still flushes that answer.
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: order.code,
+                reason: Utf8Bytes::from_static(order.reason),
+            })))
+            .await;
         sink.close().await
     };
     // The close frame is small: a client slow to read but reading still gets it, after what is

@@ -225,6 +225,23 @@ impl SqliteStore {
         .await?)
     }
 
+    /// The live session a refresh token (by its hash) belongs to, and its user: sign-out with
+    /// only the refresh cookie left (the access cookie lapses after its lifetime) still ends it.
+    pub async fn session_of_refresh(
+        &self,
+        token_hash: &str,
+        now: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+             WHERE t.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(self.readers())
+        .await?)
+    }
+
     /// Which of `session_ids` exist, are not revoked and have not expired at `now`.
     pub async fn active_sessions(
         &self,

@@ -406,7 +406,11 @@ impl Store {
 
     /// The resource's newest version, a deletion's tombstone included (it holds the deleted
     /// content, so the access policy can still judge it).
-    pub async fn newest(&self, resource_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn newest(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
         on_backend!(self.newest(resource_type, id))
     }
 
@@ -622,6 +626,15 @@ impl Store {
         now: &str,
     ) -> Result<Option<String>, StoreError> {
         on_backend!(self.session_user(session_id, now))
+    }
+
+    /// The live session of a refresh token (by hash) and its user.
+    pub async fn session_of_refresh(
+        &self,
+        token_hash: &str,
+        now: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        on_backend!(self.session_of_refresh(token_hash, now))
     }
 
     /// Which of `session_ids` are active at `now` (not revoked, not expired), asked in as few

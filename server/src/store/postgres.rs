@@ -305,7 +305,11 @@ impl PgStore {
         }))
     }
 
-    pub async fn newest(&self, resource_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn newest(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
         let row: Option<(i64, String, bool, String)> = sqlx::query_as(
             "SELECT version_id, last_updated, deleted, content FROM resources WHERE rtype = $1 AND id = $2",
         )
@@ -313,14 +317,16 @@ impl PgStore {
         .bind(id)
         .fetch_optional(&self.readers)
         .await?;
-        Ok(row.map(|(version_id, last_updated, deleted, content)| Stored {
-            resource_type: resource_type.to_owned(),
-            id: id.to_owned(),
-            version_id,
-            last_updated,
-            deleted,
-            json: Arc::from(content),
-        }))
+        Ok(
+            row.map(|(version_id, last_updated, deleted, content)| Stored {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                version_id,
+                last_updated,
+                deleted,
+                json: Arc::from(content),
+            }),
+        )
     }
 
     pub async fn versions_below(
@@ -1451,6 +1457,23 @@ impl PgStore {
             "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
         )
         .bind(session_id)
+        .bind(now)
+        .fetch_optional(&self.readers)
+        .await?)
+    }
+
+    /// The live session a refresh token (by its hash) belongs to, and its user: sign-out with
+    /// only the refresh cookie left (the access cookie lapses after its lifetime) still ends it.
+    pub async fn session_of_refresh(
+        &self,
+        token_hash: &str,
+        now: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+        )
+        .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.readers)
         .await?)

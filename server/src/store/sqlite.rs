@@ -188,7 +188,11 @@ impl SqliteStore {
         }))
     }
 
-    pub async fn newest(&self, resource_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn newest(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
         let row: Option<(i64, String, bool, String)> = sqlx::query_as(
             "SELECT version_id, last_updated, deleted, content FROM resources WHERE rtype = ? AND id = ?",
         )
@@ -196,14 +200,16 @@ impl SqliteStore {
         .bind(id)
         .fetch_optional(&self.readers)
         .await?;
-        Ok(row.map(|(version_id, last_updated, deleted, content)| Stored {
-            resource_type: resource_type.to_owned(),
-            id: id.to_owned(),
-            version_id,
-            last_updated,
-            deleted,
-            json: Arc::from(content),
-        }))
+        Ok(
+            row.map(|(version_id, last_updated, deleted, content)| Stored {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                version_id,
+                last_updated,
+                deleted,
+                json: Arc::from(content),
+            }),
+        )
     }
 
     pub async fn versions_below(

@@ -962,9 +962,7 @@ async fn events(
     let focus: Vec<String> = rows
         .iter()
         .map(|(_, e)| e)
-        .filter(|e| {
-            access::may_receive(&user, &visibility, &access::EventFacts::of(e))
-        })
+        .filter(|e| access::may_receive(&user, &visibility, &access::EventFacts::of(e)))
         .map(|e| focus_entry(e, &base))
         .collect();
     let active = Active {

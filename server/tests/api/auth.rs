@@ -832,3 +832,45 @@ async fn a_flood_of_failed_sign_ins_keeps_memory_bounded_and_guesses_counted() {
         "peak RSS {peak} KiB exceeds {before} KiB + hashing {HASHING_KIB} KiB + slack {SLACK_KIB} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_with_only_the_refresh_cookie_left_ends_the_session() {
+    let app = spawn_app().await;
+    let (access, refresh) = cookie_login(&app, "dr.chen").await;
+    let bearer = access.trim_start_matches("rounds_access=").to_owned();
+    assert_eq!(app.get(&bearer, "/auth/me").await.status(), StatusCode::OK);
+    // After its lifetime the browser has dropped the access cookie; the refresh cookie remains.
+    let foreign = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &refresh)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&bearer, "/auth/me").await.status(), StatusCode::OK);
+    let response = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &refresh)
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&bearer, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session is over, so its access tokens are too"
+    );
+    let again = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("cookie", &refresh)
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+}

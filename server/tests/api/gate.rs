@@ -132,11 +132,24 @@ impl World {
 #[derive(Debug, Clone)]
 enum Op {
     /// Create or update the resource: about `patient`, labelled or not.
-    Put { patient: usize, labelled: bool },
+    Put {
+        patient: usize,
+        labelled: bool,
+    },
     Delete,
-    Team { patient: usize, chen: bool, okafor: bool },
-    Unit { patient: usize, unit: Option<usize> },
-    Rx { patient: usize, active: bool },
+    Team {
+        patient: usize,
+        chen: bool,
+        okafor: bool,
+    },
+    Unit {
+        patient: usize,
+        unit: Option<usize>,
+    },
+    Rx {
+        patient: usize,
+        active: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -320,7 +333,11 @@ async fn put_ok(fx: &Fixture, path: &str, body: &Value) -> Result<(), String> {
 
 async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
     let n = CASE.fetch_add(1, Ordering::SeqCst);
-    let rtype = if note { "DocumentReference" } else { "Observation" };
+    let rtype = if note {
+        "DocumentReference"
+    } else {
+        "Observation"
+    };
     let patients: Vec<String> = (0..PATIENTS).map(|i| format!("gate{n}-p{i}")).collect();
     let id = format!("gate{n}-x");
     for patient in &patients {
@@ -404,7 +421,12 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
     }
 
     for who in &fx.users {
-        let ctx = |what: &str| format!("{} {rtype}/{id} {what}; versions {versions:?}; world {world:?}", who.username);
+        let ctx = |what: &str| {
+            format!(
+                "{} {rtype}/{id} {what}; versions {versions:?}; world {world:?}",
+                who.username
+            )
+        };
         let whole = world.judge(who, rtype, newest);
 
         // read
@@ -413,7 +435,11 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             .get_json(&who.token, &format!("/fhir/R4/{rtype}/{id}"))
             .await;
         check(status == whole.status(newest.deleted), || {
-            format!("{}: read answered {status}, oracle {:?}", ctx("read"), whole)
+            format!(
+                "{}: read answered {status}, oracle {:?}",
+                ctx("read"),
+                whole
+            )
         })?;
 
         // vread of every version
@@ -430,9 +456,15 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             } else {
                 whole
             };
-            check(status == expected.status(version.deleted && whole == Verdict::Allowed), || {
-                format!("{}: vread {vid} answered {status} {body}, oracle {expected:?}", ctx("vread"))
-            })?;
+            check(
+                status == expected.status(version.deleted && whole == Verdict::Allowed),
+                || {
+                    format!(
+                        "{}: vread {vid} answered {status} {body}, oracle {expected:?}",
+                        ctx("vread")
+                    )
+                },
+            )?;
         }
 
         // _history, whole and in pages of two
@@ -445,18 +477,33 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             .collect();
         let (status, bundle) = fx
             .app
-            .get_json(&who.token, &format!("/fhir/R4/{rtype}/{id}/_history?_count=1000"))
+            .get_json(
+                &who.token,
+                &format!("/fhir/R4/{rtype}/{id}/_history?_count=1000"),
+            )
             .await;
         if whole != Verdict::Allowed {
             check(status == whole.status(false), || {
-                format!("{}: _history answered {status}, oracle {whole:?}", ctx("history"))
+                format!(
+                    "{}: _history answered {status}, oracle {whole:?}",
+                    ctx("history")
+                )
             })?;
         } else {
-            check(status == StatusCode::OK, || format!("{}: {status}", ctx("history")))?;
-            let listed = history_versions(&bundle);
-            check(listed == allowed && bundle["total"] == allowed.len(), || {
-                format!("{}: _history listed {listed:?} (total {}), oracle {allowed:?}", ctx("history"), bundle["total"])
+            check(status == StatusCode::OK, || {
+                format!("{}: {status}", ctx("history"))
             })?;
+            let listed = history_versions(&bundle);
+            check(
+                listed == allowed && bundle["total"] == allowed.len(),
+                || {
+                    format!(
+                        "{}: _history listed {listed:?} (total {}), oracle {allowed:?}",
+                        ctx("history"),
+                        bundle["total"]
+                    )
+                },
+            )?;
             let mut paged = Vec::new();
             for offset in (0..versions.len()).step_by(2) {
                 let (_, page) = fx
@@ -467,12 +514,20 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
                     )
                     .await;
                 check(page["total"] == allowed.len(), || {
-                    format!("{}: page at {offset} total {}, oracle {}", ctx("history"), page["total"], allowed.len())
+                    format!(
+                        "{}: page at {offset} total {}, oracle {}",
+                        ctx("history"),
+                        page["total"],
+                        allowed.len()
+                    )
                 })?;
                 paged.extend(history_versions(&page));
             }
             check(paged == allowed, || {
-                format!("{}: pages listed {paged:?}, oracle {allowed:?}", ctx("history"))
+                format!(
+                    "{}: pages listed {paged:?}, oracle {allowed:?}",
+                    ctx("history")
+                )
             })?;
         }
 
@@ -482,9 +537,12 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             .app
             .get_json(&who.token, &format!("/fhir/R4/{rtype}?_id={id}"))
             .await;
-        check(status == StatusCode::OK, || format!("{}: {status}", ctx("search")))?;
+        check(status == StatusCode::OK, || {
+            format!("{}: {status}", ctx("search"))
+        })?;
         check(
-            (entries(&bundle, "match").len() == 1) == found && bundle["total"] == usize::from(found),
+            (entries(&bundle, "match").len() == 1) == found
+                && bundle["total"] == usize::from(found),
             || format!("{}: search found {bundle}, oracle {found}", ctx("search")),
         )?;
 
@@ -497,7 +555,9 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
                     &format!("/fhir/R4/Task?_id={task_id}&_include=Task:focus"),
                 )
                 .await;
-            check(status == StatusCode::OK, || format!("{}: {status}", ctx("include")))?;
+            check(status == StatusCode::OK, || {
+                format!("{}: {status}", ctx("include"))
+            })?;
             let task_version = Version {
                 patient: 0,
                 labelled: false,
@@ -506,7 +566,11 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             let task_seen = world.judge(who, "Task", task_version) == Verdict::Allowed;
             let included = entries(&bundle, "include").len() == 1;
             check(included == (task_seen && found), || {
-                format!("{}: included {included}, oracle {}", ctx("include"), task_seen && found)
+                format!(
+                    "{}: included {included}, oracle {}",
+                    ctx("include"),
+                    task_seen && found
+                )
             })?;
         }
 
@@ -519,7 +583,10 @@ async fn run_case(fx: &Fixture, note: bool, ops: &[Op]) -> Result<(), String> {
             .map(|(i, _)| i as i64 + 1)
             .collect();
         check(delivered == expected, || {
-            format!("{}: poll delivered versions {delivered:?}, oracle {expected:?}", ctx("poll"))
+            format!(
+                "{}: poll delivered versions {delivered:?}, oracle {expected:?}",
+                ctx("poll")
+            )
         })?;
     }
     Ok(())
@@ -573,14 +640,18 @@ async fn polled_versions(
             .await;
         let status = response.status();
         let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-        check(status == StatusCode::OK, || format!("poll: {status} {answer}"))?;
+        check(status == StatusCode::OK, || {
+            format!("poll: {status} {answer}")
+        })?;
         for frame in answer["frames"].as_array().into_iter().flatten() {
             if frame["type"] == "update" && frame["data"]["resource_id"] == id {
                 versions.push(frame["data"]["version_id"].as_i64().unwrap_or(-1));
             }
         }
         let seq = answer["seq"].as_i64().unwrap_or(head);
-        check(seq > after, || format!("the poll did not move past {after}"))?;
+        check(seq > after, || {
+            format!("the poll did not move past {after}")
+        })?;
         after = seq;
     }
     versions.sort();
@@ -619,20 +690,22 @@ fn every_exit_releases_exactly_what_the_oracle_allows() {
 
 /// A fresh patient on nurse Patel's unit (she sees them) or on no unit (she does not).
 async fn patient(app: &TestApp, admin: &str, id: &str, on_4w: bool) {
-    let response = put(&app, 
-            admin,
-            &format!("/fhir/R4/Patient/{id}"),
-            &json!({"resourceType": "Patient", "name": [{"family": "Regression", "given": [id]}]}),
-        )
-        .await;
+    let response = put(
+        &app,
+        admin,
+        &format!("/fhir/R4/Patient/{id}"),
+        &json!({"resourceType": "Patient", "name": [{"family": "Regression", "given": [id]}]}),
+    )
+    .await;
     assert!(response.status().is_success());
     if on_4w {
-        let response = put(&app, 
-                admin,
-                &format!("/fhir/R4/Encounter/{id}-stay"),
-                &encounter(id, Some(0)),
-            )
-            .await;
+        let response = put(
+            &app,
+            admin,
+            &format!("/fhir/R4/Encounter/{id}-stay"),
+            &encounter(id, Some(0)),
+        )
+        .await;
         assert!(response.status().is_success());
     }
 }
@@ -652,11 +725,17 @@ async fn a_deleted_resource_of_a_hidden_patient_is_not_recreated_nor_shown() {
     let path = "/fhir/R4/Observation/reg1-x";
     let away = subject_resource("Observation", "reg1-away", false);
     assert!(put(&app, &admin, path, &away).await.status().is_success());
-    assert_eq!(app.delete(&admin, path).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&admin, path).await.status(),
+        StatusCode::NO_CONTENT
+    );
 
     // Re-creating it over the tombstone needs access to the patient it was about.
     let mine = subject_resource("Observation", "reg1-mine", false);
-    assert_eq!(put(&app, &nurse, path, &mine).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        put(&app, &nurse, path, &mine).await.status(),
+        StatusCode::FORBIDDEN
+    );
     let (_, versions) = listed(&app, &admin, &format!("{path}/_history")).await;
     assert_eq!(versions, ["2", "1"], "the refused write left nothing");
 
@@ -703,7 +782,10 @@ async fn includes_are_judged_by_their_own_type() {
     ] {
         let (status, bundle) = app.get_json(&pharmacist, search).await;
         assert_eq!(status, StatusCode::OK, "{search}");
-        assert!(!entries(&bundle, "match").is_empty(), "{search} matches something");
+        assert!(
+            !entries(&bundle, "match").is_empty(),
+            "{search} matches something"
+        );
         for included in entries(&bundle, "include") {
             let rtype = included["resourceType"].as_str().unwrap();
             assert!(
@@ -735,8 +817,7 @@ async fn a_label_added_later_hides_the_earlier_versions() {
         let (status, body) = app.get_json(&nurse, &probe).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{probe}: {body}");
         assert_eq!(
-            body["issue"][0]["diagnostics"],
-            "DocumentReference/reg4-note is not known",
+            body["issue"][0]["diagnostics"], "DocumentReference/reg4-note is not known",
             "{probe} answers as an unknown id"
         );
     }

@@ -1,7 +1,10 @@
 //! Several nodes on one PostgreSQL: each node a real `rounds` process (so SIGKILL is real), all
 //! on one database of the test binary's cluster.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -10,7 +13,7 @@ use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 use crate::{
-    helpers::{close_code, order, ServerProcess, Socket, PASSWORD, SECRET, WAIT},
+    helpers::{close_code, order, ServerProcess, Socket, PASSWORD, WAIT},
     pg_cluster::fresh_database,
 };
 
@@ -354,9 +357,9 @@ async fn a_node_cut_off_from_the_database_during_a_sign_out_closes_the_socket_wh
         .execute(&mut admin)
         .await
         .unwrap();
-    let a = Node::start(&database, "node-a").await;
-    let _b = Node::start(&database, "node-b").await;
-    let c = Node::start(
+    let a = Node::named(&database, "node-a").await;
+    let _b = Node::named(&database, "node-b").await;
+    let c = Node::named(
         &database.replacen("postgres@", &format!("{role}@"), 1),
         "node-c",
     )
