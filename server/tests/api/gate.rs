@@ -691,7 +691,7 @@ fn every_exit_releases_exactly_what_the_oracle_allows() {
 /// A fresh patient on nurse Patel's unit (she sees them) or on no unit (she does not).
 async fn patient(app: &TestApp, admin: &str, id: &str, on_4w: bool) {
     let response = put(
-        &app,
+        app,
         admin,
         &format!("/fhir/R4/Patient/{id}"),
         &json!({"resourceType": "Patient", "name": [{"family": "Regression", "given": [id]}]}),
@@ -700,7 +700,7 @@ async fn patient(app: &TestApp, admin: &str, id: &str, on_4w: bool) {
     assert!(response.status().is_success());
     if on_4w {
         let response = put(
-            &app,
+            app,
             admin,
             &format!("/fhir/R4/Encounter/{id}-stay"),
             &encounter(id, Some(0)),
