@@ -77,6 +77,8 @@ pub struct Metrics {
     pub poll_requests: Counter,
     /// Long polls held now, waiting for the log to move.
     pub poll_waiting: Gauge,
+    /// FHIR Subscriptions the matcher set to `error` (each is logged with its reason).
+    pub subscription_errors: Counter,
 }
 
 impl Metrics {
@@ -111,6 +113,7 @@ impl Metrics {
         let users_connected = Gauge::default();
         let poll_requests = Counter::default();
         let poll_waiting = Gauge::default();
+        let subscription_errors = Counter::default();
         registry.register(
             "ws_connections_open",
             "WebSocket connections open now",
@@ -193,6 +196,11 @@ impl Metrics {
             "Long-poll requests held now, waiting for events",
             poll_waiting.clone(),
         );
+        registry.register(
+            "subscription_errors",
+            "FHIR Subscriptions set to error because their notifications could not be committed",
+            subscription_errors.clone(),
+        );
         Arc::new(Self {
             registry,
             connections_open,
@@ -213,6 +221,7 @@ impl Metrics {
             users_connected,
             poll_requests,
             poll_waiting,
+            subscription_errors,
         })
     }
 

@@ -467,6 +467,11 @@ impl Store {
         on_backend!(self.subscription_states())
     }
 
+    /// The highest event number handed out to `subscription_id` (0: none), read from the writer.
+    pub async fn last_event_number(&self, subscription_id: &str) -> Result<i64, StoreError> {
+        on_backend!(self.last_event_number(subscription_id))
+    }
+
     /// Commits a subscription-matcher batch (states, notifications, position) atomically.
     /// `previous` is the position this matcher last committed: if another matcher has moved it
     /// since, nothing is committed and the answer is `StoreError::Conflict`.

@@ -497,7 +497,13 @@ impl PgStore {
     /// Every subscription the matcher has registered.
     pub async fn subscription_states(&self) -> Result<Vec<SubscriptionState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT subscription_id, owner_id, start_seq, events_count, active FROM subscription_state",
+            // The count never falls behind a number already handed out (numbers never repeat,
+            // whatever a state row says).
+            "SELECT s.subscription_id, s.owner_id, s.start_seq,
+                    GREATEST(s.events_count, COALESCE((SELECT MAX(n.event_number) FROM subscription_events n
+                                                    WHERE n.subscription_id = s.subscription_id), 0)),
+                    s.active
+             FROM subscription_state s",
         )
         .fetch_all(&self.readers)
         .await?;
@@ -511,6 +517,17 @@ impl PgStore {
                 active: row.get::<bool, _>(4),
             })
             .collect())
+    }
+
+    /// The highest event number handed out to a subscription (0: none).
+    pub async fn last_event_number(&self, subscription_id: &str) -> Result<i64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(event_number) FROM subscription_events WHERE subscription_id = $1",
+        )
+        .bind(subscription_id)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(last.unwrap_or(0))
     }
 
     /// Commits one matcher batch: the subscriptions' new states, their new notifications and the

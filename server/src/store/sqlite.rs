@@ -379,7 +379,13 @@ impl SqliteStore {
     /// Every subscription the matcher has registered.
     pub async fn subscription_states(&self) -> Result<Vec<SubscriptionState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT subscription_id, owner_id, start_seq, events_count, active FROM subscription_state",
+            // The count never falls behind a number already handed out (numbers never repeat,
+            // whatever a state row says).
+            "SELECT s.subscription_id, s.owner_id, s.start_seq,
+                    MAX(s.events_count, COALESCE((SELECT MAX(n.event_number) FROM subscription_events n
+                                                    WHERE n.subscription_id = s.subscription_id), 0)),
+                    s.active
+             FROM subscription_state s",
         )
         .fetch_all(&self.readers)
         .await?;
@@ -393,6 +399,17 @@ impl SqliteStore {
                 active: row.get::<i64, _>(4) != 0,
             })
             .collect())
+    }
+
+    /// The highest event number handed out to a subscription (0: none).
+    pub async fn last_event_number(&self, subscription_id: &str) -> Result<i64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(event_number) FROM subscription_events WHERE subscription_id = ?",
+        )
+        .bind(subscription_id)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(last.unwrap_or(0))
     }
 
     /// Commits one matcher batch: the subscriptions' new states, their new notifications and the

@@ -214,8 +214,9 @@ pub fn search_owner(user: &AuthUser, resource_type: &str) -> Option<String> {
 pub struct Binding {
     pub socket: u64,
     pub queue: mpsc::Sender<socket::Frame>,
-    /// While the socket catches up (`eventsSinceNumber`), live notifications wait here.
-    pub buffer: Option<Vec<socket::Frame>>,
+    /// While the socket catches up from the log (`eventsSinceNumber`), live notifications are not
+    /// queued: every one of them is committed before it is delivered, so the catch-up reads it.
+    pub replaying: bool,
     /// The session of whoever obtained the binding token: when it ends, so does the binding.
     pub session_id: String,
     pub kill: watch::Sender<Option<socket::Kill>>,
@@ -234,9 +235,25 @@ impl Binding {
     }
 }
 
+/// Where a Subscription's numbering stands. It is kept while the Subscription is off, in error or
+/// deleted, so that its event numbers never repeat when it becomes active again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbering {
+    pub start_seq: i64,
+    /// The last event number handed out.
+    pub count: i64,
+}
+
+/// The Subscriptions the matcher knows: the active ones, and the numbering of the others.
+#[derive(Debug, Default)]
+pub struct Registered {
+    pub active: HashMap<String, Active>,
+    pub dormant: HashMap<String, Numbering>,
+}
+
 #[derive(Default)]
 struct Inner {
-    active: HashMap<String, Active>,
+    registered: Registered,
     bindings: HashMap<String, Vec<Binding>>,
 }
 
@@ -263,11 +280,24 @@ impl Subscriptions {
     }
 
     pub fn active(&self, id: &str) -> Option<Active> {
-        self.lock().active.get(id).cloned()
+        self.lock().registered.active.get(id).cloned()
+    }
+
+    /// Where the numbering of Subscription `id` stands on this node, active or not.
+    pub fn numbering(&self, id: &str) -> Option<Numbering> {
+        let inner = self.lock();
+        match inner.registered.active.get(id) {
+            Some(active) => Some(Numbering {
+                start_seq: active.start_seq,
+                count: active.count,
+            }),
+            None => inner.registered.dormant.get(id).copied(),
+        }
     }
 
     fn count_owned_by(&self, user_id: &str) -> usize {
         self.lock()
+            .registered
             .active
             .values()
             .filter(|s| s.owner == user_id)
@@ -302,7 +332,8 @@ impl Subscriptions {
             tokio::time::timeout(Duration::from_secs(10), position.wait_for(|at| *at >= seq)).await;
     }
 
-    /// Binds a socket; with `replay` it buffers live notifications until [`Self::finish_replay`].
+    /// Binds a socket; a `replaying` binding gets no live notifications until
+    /// [`Self::finish_replay`].
     pub fn bind(&self, id: &str, binding: Binding) {
         self.lock()
             .bindings
@@ -311,21 +342,25 @@ impl Subscriptions {
             .push(binding);
     }
 
-    /// Ends a socket's catch-up: frames buffered meanwhile that come after `last` are queued.
-    pub fn finish_replay(&self, id: &str, socket: u64, last: i64) {
+    /// Ends a socket's catch-up: live notifications are queued from now on. The socket reads the
+    /// log once more after this, for those committed while it switched.
+    pub fn finish_replay(&self, id: &str, socket: u64) {
         let mut inner = self.lock();
-        let Some(binding) = inner
+        if let Some(binding) = inner
             .bindings
             .get_mut(id)
             .and_then(|list| list.iter_mut().find(|b| b.socket == socket))
-        else {
-            return;
-        };
-        for frame in binding.buffer.take().unwrap_or_default() {
-            if frame.number.is_none_or(|n| n > last) && binding.queue.try_send(frame).is_err() {
-                binding.close(socket::Kill::Dropped);
-            }
+        {
+            binding.replaying = false;
         }
+    }
+
+    /// Whether `socket` holds a binding of `id` now (a stopped Subscription's bindings are gone).
+    pub fn is_bound(&self, id: &str, socket: u64) -> bool {
+        self.lock()
+            .bindings
+            .get(id)
+            .is_some_and(|list| list.iter().any(|b| b.socket == socket))
     }
 
     pub fn unbind(&self, id: &str, socket: u64) -> bool {
@@ -365,15 +400,10 @@ impl Subscriptions {
         let Some(list) = inner.bindings.get_mut(id) else {
             return;
         };
-        for binding in list.iter_mut() {
-            match &mut binding.buffer {
-                Some(buffer) => buffer.push(frame.clone()),
-                None => {
-                    if binding.queue.try_send(frame.clone()).is_err() {
-                        // Too slow (or gone): it re-binds with eventsSinceNumber.
-                        binding.close(socket::Kill::Dropped);
-                    }
-                }
+        for binding in list.iter().filter(|b| !b.replaying) {
+            if binding.queue.try_send(frame.clone()).is_err() {
+                // Too slow (or gone): it re-binds with eventsSinceNumber.
+                binding.close(socket::Kill::Dropped);
             }
         }
     }
@@ -381,12 +411,22 @@ impl Subscriptions {
 
 /// The SubscriptionStatus (R4B shape, as Medplum sends it in R4) heading every Bundle.
 fn status(active: &Active, kind: &str, events: &[(i64, &EventRecord)]) -> Value {
+    status_of(&active.id, "active", active.count, kind, events)
+}
+
+fn status_of(
+    id: &str,
+    state: &str,
+    count: i64,
+    kind: &str,
+    events: &[(i64, &EventRecord)],
+) -> Value {
     let mut status = json!({
         "resourceType": "SubscriptionStatus",
-        "status": "active",
+        "status": state,
         "type": kind,
-        "eventsSinceSubscriptionStart": active.count.to_string(),
-        "subscription": {"reference": format!("Subscription/{}", active.id)},
+        "eventsSinceSubscriptionStart": count.to_string(),
+        "subscription": {"reference": format!("Subscription/{id}")},
     });
     if !events.is_empty() {
         status["notificationEvent"] = events
@@ -399,6 +439,17 @@ fn status(active: &Active, kind: &str, events: &[(i64, &EventRecord)]) -> Value 
                 })
             })
             .collect();
+    }
+    status
+}
+
+/// The status of a stored Subscription as it stands: its `status` (`error` with the reason in
+/// `error`, as R4B's SubscriptionStatus carries it) and the last number handed out.
+fn stored_status(id: &str, resource: &Value, count: i64, kind: &str) -> Value {
+    let state = resource["status"].as_str().unwrap_or("off");
+    let mut status = status_of(id, state, count, kind, &[]);
+    if let Some(reason) = resource["error"].as_str() {
+        status["error"] = json!([{"text": reason}]);
     }
     status
 }
@@ -547,36 +598,49 @@ pub fn spawn_matcher(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Loads the active subscriptions as the matcher last committed them, with their counts.
-async fn load_active(
-    state: &AppState,
-) -> Result<HashMap<String, Active>, crate::store::StoreError> {
+/// Loads the Subscriptions as the matcher last committed them: the active ones with their counts,
+/// and the numbering of every other one it has ever numbered.
+async fn load_registered(state: &AppState) -> Result<Registered, crate::store::StoreError> {
     let store = &state.store;
-    let mut loaded = HashMap::new();
-    for row in store
-        .subscription_states()
-        .await?
-        .into_iter()
-        .filter(|r| r.active)
-    {
-        if let ReadOutcome::Found(stored) = store.read("Subscription", &row.subscription_id).await?
-        {
-            let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
-            if let Some(active) = Active::from_resource(
-                &row.subscription_id,
-                &resource,
-                row.start_seq,
-                row.events_count,
-            ) {
-                loaded.insert(active.id.clone(), active);
+    let mut registered = Registered::default();
+    for row in store.subscription_states().await? {
+        let numbering = Numbering {
+            start_seq: row.start_seq,
+            count: row.events_count,
+        };
+        let active = match row.active {
+            true => match store.read("Subscription", &row.subscription_id).await? {
+                ReadOutcome::Found(stored) => {
+                    let resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+                    Active::from_resource(
+                        &row.subscription_id,
+                        &resource,
+                        numbering.start_seq,
+                        numbering.count,
+                    )
+                }
+                _ => None,
+            },
+            false => None,
+        };
+        match active {
+            Some(active) => {
+                registered.active.insert(active.id.clone(), active);
+            }
+            None => {
+                registered.dormant.insert(row.subscription_id, numbering);
             }
         }
     }
-    Ok(loaded)
+    Ok(registered)
 }
 
-/// The matcher: loads the active subscriptions as last committed, then follows the log, numbering
+/// The matcher: loads the Subscriptions as last committed, then follows the log, numbering
 /// matches and committing them with its position. It sends nothing itself: the followers do.
+///
+/// One Subscription that cannot be committed (its numbers clash with ones already stored) never
+/// holds up the others: the batch is committed without it, and it is set to `error` with the
+/// reason, which its owner reads on the resource and in its status.
 async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
     let store = &state.store;
     let mut position: i64 = store
@@ -586,7 +650,7 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
         .unwrap_or(0);
     // The position last committed: the compare-and-set of `record_notifications` checks it.
     let mut committed = position;
-    let mut active = load_active(state).await?;
+    let mut registered = load_registered(state).await?;
 
     let mut head = store.subscribe_head();
     let mut access = AccessCache::default();
@@ -608,13 +672,14 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 if event.resource_type == "Subscription" {
                     let resource: Value =
                         serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
-                    let (row, _) = apply_subscription_change(&mut active, event, &resource);
+                    let row = apply_subscription_change(&mut registered, event, &resource);
                     changed.insert(row.subscription_id.clone(), row);
                     continue;
                 }
                 // Which subscriptions match; the resource's search facts are extracted once.
                 let mut facts: Option<criteria::Facts> = None;
-                let matched: Vec<(String, String)> = active
+                let matched: Vec<(String, String)> = registered
+                    .active
                     .values()
                     .filter(|s| s.criteria.resource_type == event.resource_type)
                     .filter(|s| {
@@ -647,24 +712,15 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                     if !access::may_receive(&owner, &visibility, &event_facts) {
                         continue;
                     }
-                    let Some(active) = active.get_mut(&id) else {
+                    let Some(active) = registered.active.get_mut(&id) else {
                         continue;
                     };
                     active.count += 1;
                     numbered.push((active.id.clone(), active.count, event.seq));
-                    changed.insert(
-                        active.id.clone(),
-                        SubscriptionState {
-                            subscription_id: active.id.clone(),
-                            owner_id: active.owner.clone(),
-                            start_seq: active.start_seq,
-                            events_count: active.count,
-                            active: true,
-                        },
-                    );
+                    changed.insert(active.id.clone(), state_row(active, true));
                 }
             }
-            let states: Vec<SubscriptionState> = changed.into_values().collect();
+            let mut states: Vec<SubscriptionState> = changed.into_values().collect();
             // Numbers are committed before anyone sends them. On SQLite a batch that changed
             // nothing only moves the position, saved at most once a second (the single writer
             // connection is the bottleneck; re-reading a second of log after a crash hands out no
@@ -675,11 +731,47 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 || store.shared()
                 || saved.elapsed() >= Duration::from_secs(1)
             {
-                store
+                let mut failed = Vec::new();
+                if let Err(error) = store
                     .record_notifications(committed, last, &states, &numbered)
-                    .await?;
+                    .await
+                {
+                    // Only a matcher that still owns the position may blame a Subscription:
+                    // numbers another matcher committed meanwhile clash too.
+                    let owns = store
+                        .setting("subscriptions.position")
+                        .await?
+                        .is_none_or(|at| at == committed.to_string());
+                    if owns {
+                        failed = clashing(state, &numbered).await?;
+                    }
+                    if failed.is_empty() {
+                        return Err(error);
+                    }
+                    for (id, stored) in &failed {
+                        tracing::error!(subscription = %id, %error, "a Subscription's event numbers clash with stored ones; setting it to error");
+                        numbered.retain(|(n, _, _)| n != id);
+                        states.retain(|row| &row.subscription_id != id);
+                        if let Some(active) = registered.active.remove(id) {
+                            let numbering = Numbering {
+                                start_seq: active.start_seq,
+                                count: active.count.max(*stored),
+                            };
+                            registered.dormant.insert(id.clone(), numbering);
+                        }
+                    }
+                    store
+                        .record_notifications(committed, last, &states, &numbered)
+                        .await?;
+                }
                 committed = last;
                 saved = std::time::Instant::now();
+                for (id, stored) in failed {
+                    let reason = format!(
+                        "event numbers could not be committed: the store already holds up to number {stored}; set status to requested to resume"
+                    );
+                    set_error(state, &id, &reason).await?;
+                }
             } else {
                 store.matcher_reached(last);
             }
@@ -696,6 +788,72 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
     }
 }
 
+/// The subscriptions of a batch whose first new number is already stored, with the highest
+/// number stored for each.
+async fn clashing(
+    state: &AppState,
+    numbered: &[(String, i64, i64)],
+) -> Result<Vec<(String, i64)>, crate::store::StoreError> {
+    let mut first: HashMap<&str, i64> = HashMap::new();
+    for (id, number, _) in numbered {
+        let at = first.entry(id.as_str()).or_insert(*number);
+        *at = (*at).min(*number);
+    }
+    let mut clashing = Vec::new();
+    for (id, first) in first {
+        let stored = state.store.last_event_number(id).await?;
+        if stored >= first {
+            clashing.push((id.to_owned(), stored));
+        }
+    }
+    Ok(clashing)
+}
+
+/// Sets Subscription `id` to `error` with `reason` (a new version, written by the server).
+async fn set_error(
+    state: &AppState,
+    id: &str,
+    reason: &str,
+) -> Result<(), crate::store::StoreError> {
+    state.metrics.subscription_errors.inc();
+    let ReadOutcome::Found(stored) = state.store.read("Subscription", id).await? else {
+        return Ok(());
+    };
+    let mut resource: Value = serde_json::from_str(&stored.json).unwrap_or(Value::Null);
+    if !resource.is_object() {
+        return Ok(());
+    }
+    resource["status"] = json!("error");
+    resource["error"] = json!(reason);
+    let actor = crate::store::Actor {
+        user_id: None,
+        source: Some("subscription-matcher".into()),
+    };
+    let op = crate::store::WriteOp::Update {
+        id: id.to_owned(),
+        if_match: Some(stored.version_id),
+    };
+    match state
+        .store
+        .write(&actor, "Subscription", op, Some(resource))
+        .await
+    {
+        // Changed meanwhile by its owner: their write decides.
+        Ok(_) | Err(crate::store::StoreError::VersionConflict { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+fn state_row(active: &Active, is_active: bool) -> SubscriptionState {
+    SubscriptionState {
+        subscription_id: active.id.clone(),
+        owner_id: active.owner.clone(),
+        start_seq: active.start_seq,
+        events_count: active.count,
+        active: is_active,
+    }
+}
+
 /// The follower, on every node: keeps this node's registry of active subscriptions in step with
 /// the log and delivers to the sockets bound here every notification the matcher has committed,
 /// in `seq` order, as the matcher's position moves (woken locally or by `LISTEN`, and polled).
@@ -705,7 +863,7 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
     let mut matcher = store.subscribe_matcher();
     // Live from where the matcher stands; earlier notifications are replayed on request.
     let mut position = *matcher.borrow_and_update();
-    registry.lock().active = load_active(state).await?;
+    registry.lock().registered = load_registered(state).await?;
     registry.position.send_replace(position);
     let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
     loop {
@@ -724,11 +882,11 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
                 // Subscription writes before this event apply first (a Subscription event
                 // itself is never a notification).
                 while let Some(change) = changes.next_if(|c| c.seq < event.seq) {
-                    apply_to_registry(registry, &change);
+                    apply_change(state, &change).await?;
                 }
                 let active = {
                     let mut inner = registry.lock();
-                    let Some(active) = inner.active.get_mut(id) else {
+                    let Some(active) = inner.registered.active.get_mut(id) else {
                         continue;
                     };
                     active.count = active.count.max(*number);
@@ -754,11 +912,12 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
                         subscription: Some(id.clone()),
                         number: Some(*number),
                         text: text.into(),
+                        ends: false,
                     },
                 );
             }
             for change in changes {
-                apply_to_registry(registry, &change);
+                apply_change(state, &change).await?;
             }
             position = target;
             registry.position.send_replace(position);
@@ -775,52 +934,102 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
     }
 }
 
-/// Applies a Subscription write to this node's registry; closes the sockets of one that stopped.
+/// Applies a Subscription write to this node's registry; one that becomes active again counts
+/// from the last number the matcher handed out (which the follower may not have delivered here).
+async fn apply_change(
+    state: &AppState,
+    change: &EventRecord,
+) -> Result<(), crate::store::StoreError> {
+    let registry = &state.subscriptions;
+    apply_to_registry(registry, change);
+    if registry.active(&change.resource_id).is_some() {
+        let last = state.store.last_event_number(&change.resource_id).await?;
+        if let Some(active) = registry
+            .lock()
+            .registered
+            .active
+            .get_mut(&change.resource_id)
+        {
+            active.count = active.count.max(last);
+        }
+    }
+    Ok(())
+}
+
+/// Applies a Subscription write to this node's registry. The sockets of one that stopped (off,
+/// error, deleted) get its final status, with the reason of an error, and are unbound from it.
 fn apply_to_registry(registry: &Subscriptions, event: &EventRecord) {
     let resource: Value = serde_json::from_str(&event.resource_json).unwrap_or(Value::Null);
     let mut inner = registry.lock();
-    let (_, stopped) = apply_subscription_change(&mut inner.active, event, &resource);
-    if stopped {
-        // Deactivated or deleted: its sockets are told by closing.
-        if let Some(bindings) = inner.bindings.remove(&event.resource_id) {
-            for binding in bindings {
-                binding.close(socket::Kill::Dropped);
-            }
+    let row = apply_subscription_change(&mut inner.registered, event, &resource);
+    if row.active {
+        return;
+    }
+    let Some(bindings) = inner.bindings.remove(&event.resource_id) else {
+        return;
+    };
+    let mut resource = resource;
+    if event.action == Action::Deleted {
+        resource = json!({"status": "off", "error": "the Subscription was deleted"});
+    }
+    let text = bundle(
+        stored_status(&event.resource_id, &resource, row.events_count, "heartbeat"),
+        &[],
+    );
+    let last = socket::Frame {
+        subscription: Some(event.resource_id.clone()),
+        number: None,
+        text: text.into(),
+        ends: true,
+    };
+    for binding in bindings {
+        if binding.queue.try_send(last.clone()).is_err() {
+            binding.close(socket::Kill::Dropped);
         }
     }
 }
 
-/// Applies a write to a Subscription to a set of active subscriptions; returns its state row
-/// and whether it is no longer active.
+/// Applies a write to a Subscription to the registered set; returns its state row. Its
+/// numbering carries on from where it stood, whether it was active, off, in error or deleted.
 fn apply_subscription_change(
-    active: &mut HashMap<String, Active>,
+    registered: &mut Registered,
     event: &EventRecord,
     resource: &Value,
-) -> (SubscriptionState, bool) {
-    let previous = active.remove(&event.resource_id);
-    let start_seq = previous.as_ref().map_or(event.seq, |p| p.start_seq);
-    let count = previous.as_ref().map_or(0, |p| p.count);
+) -> SubscriptionState {
+    let id = &event.resource_id;
+    let numbering = match registered.active.remove(id) {
+        Some(previous) => Numbering {
+            start_seq: previous.start_seq,
+            count: previous.count,
+        },
+        None => registered.dormant.remove(id).unwrap_or(Numbering {
+            start_seq: event.seq,
+            count: 0,
+        }),
+    };
     let owner = owner_of(resource)
         .map(str::to_owned)
         .or_else(|| event.user_id.clone())
         .unwrap_or_default();
     let now_active = (event.action != Action::Deleted)
-        .then(|| Active::from_resource(&event.resource_id, resource, start_seq, count))
+        .then(|| Active::from_resource(id, resource, numbering.start_seq, numbering.count))
         .flatten();
     let is_active = now_active.is_some();
-    if let Some(now) = now_active {
-        active.insert(now.id.clone(), now);
+    match now_active {
+        Some(now) => {
+            registered.active.insert(now.id.clone(), now);
+        }
+        None => {
+            registered.dormant.insert(id.clone(), numbering);
+        }
     }
-    (
-        SubscriptionState {
-            subscription_id: event.resource_id.clone(),
-            owner_id: owner,
-            start_seq,
-            events_count: count,
-            active: is_active,
-        },
-        !is_active,
-    )
+    SubscriptionState {
+        subscription_id: id.clone(),
+        owner_id: owner,
+        start_seq: numbering.start_seq,
+        events_count: numbering.count,
+        active: is_active,
+    }
 }
 
 async fn load_user(state: &AppState, id: &str) -> Option<AuthUser> {
@@ -839,14 +1048,88 @@ async fn load_user(state: &AppState, id: &str) -> Option<AuthUser> {
     })
 }
 
-/// `GET /fhir/R4/Subscription/{id}/$get-ws-binding-token` and `.../$events`.
+/// The Backport IG's operations on Subscription, each by GET (parameters in the query) and by
+/// POST (a `Parameters` body, or none): `$get-ws-binding-token`, `$events` and `$status` on an
+/// instance, and `$status` on the type (`?id=a&id=b`).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/Subscription/{id}/$get-ws-binding-token",
-            get(binding_token),
+            get(binding_token).post(binding_token),
         )
-        .route("/Subscription/{id}/$events", get(events))
+        .route("/Subscription/{id}/$events", get(events).post(events))
+        .route(
+            "/Subscription/{id}/$status",
+            get(status_one).post(status_one),
+        )
+        .route("/Subscription/$status", get(status_many).post(status_many))
+}
+
+/// Largest `Parameters` body an operation reads.
+const MAX_OPERATION_BODY: usize = 64 * 1024;
+
+/// An operation's input: the query's parameters, then those of a `Parameters` body (POST), as
+/// (name, value) text pairs.
+async fn operation_input(
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Vec<(String, String)>, FhirError> {
+    let mut input: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let bytes = axum::body::to_bytes(body, MAX_OPERATION_BODY)
+        .await
+        .map_err(|_| {
+            FhirError::PayloadTooLarge(format!(
+                "an operation's Parameters may be at most {MAX_OPERATION_BODY} bytes"
+            ))
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(input);
+    }
+    let media = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/fhir+json" && media != "application/json" {
+        return Err(FhirError::UnsupportedMediaType(
+            "send the operation's Parameters as application/fhir+json".into(),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| FhirError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if body["resourceType"] != "Parameters" {
+        return Err(FhirError::BadRequest(
+            "the body of an operation is a Parameters resource".into(),
+        ));
+    }
+    for parameter in body["parameter"].as_array().into_iter().flatten() {
+        let Some(name) = parameter["name"].as_str() else {
+            return Err(FhirError::BadRequest("every parameter needs a name".into()));
+        };
+        let value = parameter.as_object().and_then(|p| {
+            p.iter()
+                .find(|(key, _)| key.starts_with("value"))
+                .map(|(_, v)| v)
+        });
+        let text = match value {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => {
+                return Err(FhirError::BadRequest(format!(
+                    "parameter {name} needs a primitive value[x]"
+                )))
+            }
+        };
+        input.push((name.to_owned(), text));
+    }
+    Ok(input)
 }
 
 /// The stored Subscription `id`, if `user` may use it.
@@ -866,12 +1149,36 @@ async fn owned(state: &AppState, user: &AuthUser, id: &str) -> Result<Value, Fhi
     }
 }
 
+/// Refuses input parameters other than `allowed`.
+fn only(input: &[(String, String)], operation: &str, allowed: &[&str]) -> Result<(), FhirError> {
+    match input.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((other, _)) => Err(FhirError::BadRequest(format!(
+            "{other} is not a parameter of {operation} ({})",
+            if allowed.is_empty() {
+                "it takes none".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn binding_token(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Body,
 ) -> Result<Response, FhirError> {
+    let input = operation_input(query, &headers, body).await?;
+    only(&input, "$get-ws-binding-token", &["id"])?;
+    if let Some((_, other)) = input.iter().find(|(k, v)| k == "id" && *v != id) {
+        return Err(FhirError::BadRequest(format!(
+            "a token is for this Subscription only, not {other}"
+        )));
+    }
     let resource = owned(&state, &user, &id).await?;
     if resource["status"] != "active" {
         return Err(FhirError::Unprocessable(format!(
@@ -899,19 +1206,40 @@ async fn binding_token(
     Ok(fhir_json(StatusCode::OK, parameters.to_string()))
 }
 
-/// `$events?eventsSinceNumber=&eventsUntilNumber=`: the notifications a client missed, from
-/// the log, as one `query-event` Bundle.
+/// The last number handed out to Subscription `id`, once this node has followed the log up to
+/// everything committed before the call.
+async fn last_number(state: &AppState, id: &str) -> Result<Numbering, FhirError> {
+    state.subscriptions.caught_up(state.store.head()).await;
+    if let Some(numbering) = state.subscriptions.numbering(id) {
+        return Ok(numbering);
+    }
+    let row = state
+        .store
+        .subscription_states()
+        .await?
+        .into_iter()
+        .find(|r| r.subscription_id == id);
+    Ok(Numbering {
+        start_seq: row.as_ref().map_or(0, |r| r.start_seq),
+        count: row.map_or(0, |r| r.events_count),
+    })
+}
+
+/// `$events` with `eventsSinceNumber` and `eventsUntilNumber`, both inclusive as the IG says:
+/// the notifications a client missed, from the log, as one `query-event` Bundle.
 async fn events(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    body: axum::body::Body,
 ) -> Result<Response, FhirError> {
+    let input = operation_input(query, &headers, body).await?;
     let resource = owned(&state, &user, &id).await?;
-    let mut since = 0i64;
+    let mut since = 1i64;
     let mut until = i64::MAX;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (key, value) in &input {
         let number = || {
             value
                 .parse::<i64>()
@@ -921,7 +1249,7 @@ async fn events(
                     FhirError::BadRequest(format!("{key} must be a non-negative integer"))
                 })
         };
-        match key.as_ref() {
+        match key.as_str() {
             "eventsSinceNumber" => since = number()?,
             "eventsUntilNumber" => until = number()?,
             "content" if value == "full-resource" => {}
@@ -933,28 +1261,10 @@ async fn events(
         }
     }
     // Catch up with the log first, so the answer includes everything committed before it.
-    state.subscriptions.caught_up(state.store.head()).await;
-    let start_seq;
-    let count;
-    match state.subscriptions.active(&id) {
-        Some(active) => {
-            start_seq = active.start_seq;
-            count = active.count;
-        }
-        None => {
-            let row = state
-                .store
-                .subscription_states()
-                .await?
-                .into_iter()
-                .find(|r| r.subscription_id == id);
-            start_seq = row.as_ref().map_or(0, |r| r.start_seq);
-            count = row.map_or(0, |r| r.events_count);
-        }
-    }
+    let numbering = last_number(&state, &id).await?;
     let rows = state
         .store
-        .subscription_events(&id, since, until, MAX_EVENTS_PAGE)
+        .subscription_events(&id, since.saturating_sub(1), until, MAX_EVENTS_PAGE)
         .await?;
     let visibility = access::visibility(&state, &user).await?;
     let base = crate::fhir::base_url(&headers);
@@ -965,17 +1275,97 @@ async fn events(
         .filter(|e| access::may_receive(&user, &visibility, &access::EventFacts::of(e)))
         .map(|e| focus_entry(e, &base))
         .collect();
-    let active = Active {
-        id: id.clone(),
-        owner: owner_of(&resource).unwrap_or_default().to_owned(),
-        criteria: Criteria::parse(resource["criteria"].as_str().unwrap_or_default())
-            .map_err(FhirError::BadRequest)?,
-        interactions: Vec::new(),
-        heartbeat: DEFAULT_HEARTBEAT,
-        start_seq,
-        count,
-    };
+    let mut status = stored_status(&id, &resource, numbering.count, "query-event");
+    if !listed.is_empty() {
+        status["notificationEvent"] =
+            status_of(&id, "active", numbering.count, "query-event", &listed)["notificationEvent"]
+                .clone();
+    }
     let focus: Vec<&str> = focus.iter().map(String::as_str).collect();
-    let body = bundle(status(&active, "query-event", &listed), &focus);
-    Ok(fhir_json(StatusCode::OK, body))
+    Ok(fhir_json(StatusCode::OK, bundle(status, &focus)))
+}
+
+/// `Subscription/{id}/$status`: a `searchset` Bundle with the Subscription's status now.
+async fn status_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Body,
+) -> Result<Response, FhirError> {
+    let input = operation_input(query, &headers, body).await?;
+    only(&input, "$status", &[])?;
+    let resource = owned(&state, &user, &id).await?;
+    let numbering = last_number(&state, &id).await?;
+    let status = stored_status(&id, &resource, numbering.count, "query-status");
+    Ok(fhir_json(StatusCode::OK, status_bundle(&[status])))
+}
+
+/// `Subscription/$status?id=a&id=b` (also `id=a,b`): the status of each one the user may use;
+/// the others are left out, as a search leaves out what it may not show.
+async fn status_many(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: axum::body::Body,
+) -> Result<Response, FhirError> {
+    let input = operation_input(query, &headers, body).await?;
+    only(&input, "$status", &["id", "status"])?;
+    let ids: Vec<&str> = input
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .flat_map(|(_, v)| v.split(','))
+        .map(|id| id.trim_start_matches("Subscription/"))
+        .collect();
+    if ids.is_empty() {
+        return Err(FhirError::BadRequest(
+            "$status on the type needs at least one id".into(),
+        ));
+    }
+    if ids.len() > 100 {
+        return Err(FhirError::BadRequest(
+            "$status takes at most 100 ids".into(),
+        ));
+    }
+    let wanted: Vec<&str> = input
+        .iter()
+        .filter(|(k, _)| k == "status")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
+    let mut statuses = Vec::new();
+    for id in ids {
+        let Ok(resource) = owned(&state, &user, id).await else {
+            continue;
+        };
+        let state_code = resource["status"].as_str().unwrap_or_default();
+        if !wanted.is_empty() && !wanted.contains(&state_code) {
+            continue;
+        }
+        let numbering = last_number(&state, id).await?;
+        statuses.push(stored_status(
+            id,
+            &resource,
+            numbering.count,
+            "query-status",
+        ));
+    }
+    Ok(fhir_json(StatusCode::OK, status_bundle(&statuses)))
+}
+
+fn status_bundle(statuses: &[Value]) -> String {
+    json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "searchset",
+        "timestamp": format_instant(Utc::now()),
+        "total": statuses.len(),
+        "entry": statuses.iter().map(|status| json!({
+            "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "resource": status,
+            "search": {"mode": "match"},
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
 }

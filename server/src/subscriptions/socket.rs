@@ -6,7 +6,14 @@
 //! entry is a SubscriptionStatus: `handshake` per bind, `heartbeat` at the subscription's period,
 //! `event-notification` with real event numbers. Our extension: a bind whose payload carries
 //! `eventsSinceNumber: N` first receives the notifications after N from the log, then the live
-//! ones, with no gap and no repeat.
+//! ones, with no gap and no repeat. The catch-up is streamed from the log a page at a time as the
+//! client reads it, between the socket's other work (pings, other bindings), so a backlog of any
+//! size costs one page of memory; live notifications of that binding are not queued meanwhile
+//! (each is committed before it is sent, so the catch-up reads it).
+//!
+//! When a bound Subscription stops (off, error, deleted) the socket receives its final status
+//! (`status` `off` or `error`, the reason in `error`) and the binding ends; a socket left with
+//! nothing bound is closed.
 //!
 //! A binding lasts as long as the session that asked for its token: when that session ends, the
 //! socket gets an OperationOutcome and is closed with 4401 (see `crate::sessions`).
@@ -15,7 +22,7 @@
 //! a malformed frame hurt the socket or the server (it gets an OperationOutcome).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
@@ -47,6 +54,8 @@ pub struct Frame {
     pub subscription: Option<String>,
     pub number: Option<i64>,
     pub text: Utf8Bytes,
+    /// The subscription's last frame: it stopped, and its binding ends once this is sent.
+    pub ends: bool,
 }
 
 impl Frame {
@@ -55,6 +64,7 @@ impl Frame {
             subscription: None,
             number: None,
             text: text.into(),
+            ends: false,
         }
     }
 }
@@ -65,6 +75,8 @@ const MAX_FRAME: usize = 16 * 1024;
 const BIND_WITHIN: Duration = Duration::from_secs(60);
 /// Frames queued per socket before it is closed as too slow.
 const QUEUE: usize = 4096;
+/// Notifications read from the log per step of a catch-up.
+const REPLAY_PAGE: usize = 200;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 
@@ -110,6 +122,7 @@ async fn serve(state: AppState, socket: WebSocket) {
     // subscription id → its heartbeat period and its session, for those bound on this socket.
     let mut bound: HashMap<String, Bound> = HashMap::new();
     let mut last_sent: HashMap<String, i64> = HashMap::new();
+    let mut replays: VecDeque<Replay> = VecDeque::new();
     let mut beat = tokio::time::interval(Duration::from_secs(1));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_beat: HashMap<String, tokio::time::Instant> = HashMap::new();
@@ -133,6 +146,18 @@ async fn serve(state: AppState, socket: WebSocket) {
                     why = ordered(&mut killed) => break Some(why),
                     sent = sink.send(Message::Text(frame.text)) => if sent.is_err() { break None },
                 }
+                // (Unless it was bound here again since it stopped.)
+                if let (true, Some(subscription)) = (frame.ends, &frame.subscription) {
+                    if state.subscriptions.is_bound(subscription, id) {
+                        continue;
+                    }
+                    bound.remove(subscription);
+                    next_beat.remove(subscription);
+                    replays.retain(|r| &r.subscription != subscription);
+                    if bound.is_empty() {
+                        break None;
+                    }
+                }
             }
             message = stream.next() => {
                 let text = match message {
@@ -144,7 +169,11 @@ async fn serve(state: AppState, socket: WebSocket) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                     Some(Ok(_)) => continue,
                 };
-                handle(&state, id, &text, &queue, &kill, &mut bound, &mut next_beat).await;
+                let session = Session { state: &state, socket: id, queue: &queue, kill: &kill };
+                if let Some(replay) = handle(&session, &text, &mut bound, &mut next_beat).await {
+                    replays.retain(|r| r.subscription != replay.subscription);
+                    replays.push_back(replay);
+                }
             }
             _ = beat.tick() => {
                 if bound.is_empty() && opened.elapsed() > BIND_WITHIN {
@@ -160,6 +189,15 @@ async fn serve(state: AppState, socket: WebSocket) {
                             let _ = queue.try_send(Frame::plain(heartbeat(&active)));
                         }
                     }
+                }
+            }
+            // Last in priority: one page of a catch-up, when nothing else is waiting.
+            _ = std::future::ready(()), if !replays.is_empty() => {
+                let Some(mut replay) = replays.pop_front() else { continue };
+                match replay_step(&state, id, &mut replay, &mut last_sent, &mut sink, &mut killed).await {
+                    Step::More => replays.push_back(replay),
+                    Step::Done => {}
+                    Step::Closed(why) => break why,
                 }
             }
         }
@@ -183,6 +221,68 @@ async fn serve(state: AppState, socket: WebSocket) {
     let _ = tokio::time::timeout(CLOSE_WITHIN, goodbye).await;
 }
 
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// A binding catching up from the log.
+struct Replay {
+    subscription: String,
+    /// The last number sent.
+    last: i64,
+    /// Still reading the log with live notifications held back; after the switch to live, the
+    /// log is read once more, to its end, for those committed while switching.
+    replaying: bool,
+}
+
+enum Step {
+    More,
+    Done,
+    Closed(Option<Kill>),
+}
+
+/// Sends the next page of a catch-up straight to the client (the send waits for the client: that
+/// is the back-pressure), or switches the binding to live once the log has nothing more.
+async fn replay_step(
+    state: &AppState,
+    socket: u64,
+    replay: &mut Replay,
+    last_sent: &mut HashMap<String, i64>,
+    sink: &mut Sink,
+    killed: &mut watch::Receiver<Option<Kill>>,
+) -> Step {
+    loop {
+        let Some(frames) = replay_page(state, &replay.subscription, replay.last).await else {
+            return Step::Done;
+        };
+        if frames.is_empty() {
+            if !replay.replaying {
+                return Step::Done;
+            }
+            state
+                .subscriptions
+                .finish_replay(&replay.subscription, socket);
+            replay.replaying = false;
+            // What was committed while switching is read at once, before any live frame of
+            // this binding is sent (those wait in the queue and are dropped as repeats).
+            continue;
+        }
+        for (number, text) in frames {
+            let last = last_sent.entry(replay.subscription.clone()).or_default();
+            if number > *last {
+                *last = number;
+                tokio::select! {
+                    biased;
+                    why = ordered(killed) => return Step::Closed(Some(why)),
+                    sent = sink.send(Message::Text(text.into())) => if sent.is_err() { return Step::Closed(None) },
+                }
+            }
+            replay.last = number;
+        }
+        if replay.replaying {
+            return Step::More;
+        }
+    }
+}
+
 /// A subscription bound on this socket.
 struct Bound {
     heartbeat: Duration,
@@ -204,17 +304,30 @@ fn token_of(message: &Value) -> Option<&str> {
     message["payload"]["token"].as_str()
 }
 
-async fn handle(
-    state: &AppState,
+/// What a client frame is handled with.
+struct Session<'a> {
+    state: &'a AppState,
     socket: u64,
+    queue: &'a mpsc::Sender<Frame>,
+    kill: &'a watch::Sender<Option<Kill>>,
+}
+
+/// Handles one client frame; a bind with `eventsSinceNumber` answers the catch-up to run.
+async fn handle(
+    session: &Session<'_>,
     text: &str,
-    queue: &mpsc::Sender<Frame>,
-    kill: &watch::Sender<Option<Kill>>,
     bound: &mut HashMap<String, Bound>,
     next_beat: &mut HashMap<String, tokio::time::Instant>,
-) {
+) -> Option<Replay> {
+    let Session {
+        state,
+        socket,
+        queue,
+        kill,
+    } = *session;
     let reply = |frame: Frame| {
         let _ = queue.try_send(frame);
+        None
     };
     let Ok(message) = serde_json::from_str::<Value>(text) else {
         return reply(outcome("structure", "the frame is not JSON".into()));
@@ -244,7 +357,7 @@ async fn handle(
                         "that subscription is not bound here".into(),
                     ));
                 }
-                return;
+                return None;
             }
             if !state
                 .auth
@@ -271,7 +384,9 @@ async fn handle(
                     "the token's user does not own the subscription".into(),
                 ));
             }
-            if bound.contains_key(&subscription) {
+            if bound.contains_key(&subscription)
+                && state.subscriptions.is_bound(&subscription, socket)
+            {
                 return reply(outcome(
                     "duplicate",
                     "that subscription is already bound here".into(),
@@ -299,7 +414,7 @@ async fn handle(
                 Binding {
                     socket,
                     queue: queue.clone(),
-                    buffer: since.map(|_| Vec::new()),
+                    replaying: since.is_some(),
                     session_id: claims.sid.clone(),
                     kill: kill.clone(),
                 },
@@ -312,12 +427,11 @@ async fn handle(
                 },
             );
             reply(Frame::plain(handshake(&active)));
-            if let Some(since) = since {
-                let last = catch_up(state, &subscription, since, queue).await;
-                state
-                    .subscriptions
-                    .finish_replay(&subscription, socket, last);
-            }
+            since.map(|since| Replay {
+                subscription,
+                last: since,
+                replaying: true,
+            })
         }
         _ => reply(outcome(
             "not-supported",
@@ -326,41 +440,33 @@ async fn handle(
     }
 }
 
-/// Queues the stored notifications after `since`; returns the last number queued (or `since`).
-async fn catch_up(
+/// The next stored notifications of `subscription` after `after`, rendered for its owner now;
+/// `None` when it is no longer active here (or the log cannot be read: the client re-binds).
+async fn replay_page(
     state: &AppState,
     subscription: &str,
-    since: i64,
-    queue: &mpsc::Sender<Frame>,
-) -> i64 {
+    after: i64,
+) -> Option<Vec<(i64, String)>> {
     let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
-    let mut last = since;
-    loop {
-        let Ok(rows) = state
-            .store
-            .subscription_events(subscription, last, i64::MAX, 500)
-            .await
-        else {
-            return last;
-        };
-        let Some(active) = state.subscriptions.active(subscription) else {
-            return last;
-        };
-        if rows.is_empty() {
-            return last;
-        }
-        let owner = OwnerAccess::load(state, &active.owner).await;
-        for (number, event) in &rows {
-            let focus = owner.as_ref().and_then(|owner| owner.focus(event, &base));
-            let frame = Frame {
-                subscription: Some(subscription.to_owned()),
-                number: Some(*number),
-                text: notification(&active, *number, event, focus.as_deref()).into(),
-            };
-            if queue.send(frame).await.is_err() {
-                return last;
-            }
-            last = *number;
-        }
+    let rows = state
+        .store
+        .subscription_events(subscription, after, i64::MAX, REPLAY_PAGE)
+        .await
+        .ok()?;
+    let active = state.subscriptions.active(subscription)?;
+    if rows.is_empty() {
+        return Some(Vec::new());
     }
+    let owner = OwnerAccess::load(state, &active.owner).await;
+    Some(
+        rows.iter()
+            .map(|(number, event)| {
+                let focus = owner.as_ref().and_then(|owner| owner.focus(event, &base));
+                (
+                    *number,
+                    notification(&active, *number, event, focus.as_deref()),
+                )
+            })
+            .collect(),
+    )
 }

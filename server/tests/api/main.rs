@@ -18,4 +18,6 @@ mod pg_cluster;
 mod poll;
 mod realtime;
 mod startup;
+mod subscription_numbers;
+mod subscription_soak;
 mod subscriptions;

@@ -17,19 +17,19 @@ use crate::{
     realtime::{Ended, Ws},
 };
 
-struct SubSocket {
-    stream: crate::helpers::Socket,
+pub(crate) struct SubSocket {
+    pub(crate) stream: crate::helpers::Socket,
 }
 
 impl SubSocket {
-    async fn open(url: &str) -> Self {
+    pub(crate) async fn open(url: &str) -> Self {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("handshake");
         Self { stream }
     }
 
-    async fn send(&mut self, value: Value) {
+    pub(crate) async fn send(&mut self, value: Value) {
         self.stream
             .send(Message::text(value.to_string()))
             .await
@@ -37,14 +37,14 @@ impl SubSocket {
     }
 
     /// The next JSON message that is not a heartbeat Bundle.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         next_json_where(&mut self.stream, |v| {
             v["entry"][0]["resource"]["type"] == "heartbeat"
         })
         .await
     }
 
-    async fn bind(&mut self, token: &str, since: Option<i64>) -> Value {
+    pub(crate) async fn bind(&mut self, token: &str, since: Option<i64>) -> Value {
         let mut payload = json!({"token": token});
         if let Some(since) = since {
             payload["eventsSinceNumber"] = json!(since);
@@ -55,12 +55,12 @@ impl SubSocket {
     }
 }
 
-fn status(bundle: &Value) -> &Value {
+pub(crate) fn status(bundle: &Value) -> &Value {
     &bundle["entry"][0]["resource"]
 }
 
 /// (event number, focus reference) of a notification Bundle.
-fn notified(bundle: &Value) -> (String, String) {
+pub(crate) fn notified(bundle: &Value) -> (String, String) {
     let status = status(bundle);
     assert_eq!(bundle["resourceType"], "Bundle");
     assert_eq!(bundle["type"], "history");
@@ -88,7 +88,7 @@ fn notified(bundle: &Value) -> (String, String) {
     )
 }
 
-async fn subscribe(app: &TestApp, token: &str, criteria: &str) -> String {
+pub(crate) async fn subscribe(app: &TestApp, token: &str, criteria: &str) -> String {
     let response = app
         .post(
             token,
@@ -107,7 +107,7 @@ async fn subscribe(app: &TestApp, token: &str, criteria: &str) -> String {
 }
 
 /// (token, websocket-url) from `$get-ws-binding-token`.
-async fn binding(app: &TestApp, token: &str, id: &str) -> (String, String) {
+pub(crate) async fn binding(app: &TestApp, token: &str, id: &str) -> (String, String) {
     let (status, parameters) = app
         .get_json(
             token,
@@ -133,7 +133,7 @@ async fn binding(app: &TestApp, token: &str, id: &str) -> (String, String) {
     )
 }
 
-async fn place(app: &TestApp, token: &str, patient: &str) -> String {
+pub(crate) async fn place(app: &TestApp, token: &str, patient: &str) -> String {
     let response = app
         .post(token, "/fhir/R4/ServiceRequest", &order(patient))
         .await;
@@ -211,7 +211,7 @@ async fn notifications_carry_real_increasing_event_numbers_and_catch_up_works() 
     let (code, events) = app
         .get_json(
             &chen,
-            &format!("/fhir/R4/Subscription/{id}/$events?eventsSinceNumber=2"),
+            &format!("/fhir/R4/Subscription/{id}/$events?eventsSinceNumber=3"),
         )
         .await;
     assert_eq!(code, StatusCode::OK, "{events}");
@@ -623,7 +623,7 @@ async fn an_admin_binds_another_users_subscription() {
 
 /// Runs an app on `database_url` in its own runtime (so stopping it stops its background
 /// tasks too); returns its base URL and a stopper.
-fn run_separately(
+pub(crate) fn run_separately(
     database_url: String,
     site: std::path::PathBuf,
 ) -> (

@@ -27,5 +27,7 @@ mod pg_cluster;
 mod poll;
 #[path = "../api/realtime.rs"]
 mod realtime;
+#[path = "../api/subscription_numbers.rs"]
+mod subscription_numbers;
 #[path = "../api/subscriptions.rs"]
 mod subscriptions;
