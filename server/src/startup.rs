@@ -43,6 +43,10 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = Store::open(&config.database_url).await?;
+        let reindexed = store.reindex_if_stale().await?;
+        if reindexed > 0 {
+            tracing::info!(reindexed, "re-indexed the current resources for searches");
+        }
         if config.seed_demo {
             seed::seed_demo(&store)
                 .await

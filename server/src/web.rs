@@ -33,8 +33,9 @@ use crate::{
     store::Visibility,
 };
 
-/// The most resources of one type a screen loads at once.
-const SCREEN_LIMIT: &str = "1000";
+/// Rows per query when a screen loads everything of one kind: pages are read until the last, so
+/// a screen is complete however large the chart (never "the first N, then filtered").
+const PAGE: usize = 1000;
 
 /// The clinical types a patient's chart shows.
 const CHART_TYPES: &[&str] = &[
@@ -148,7 +149,49 @@ impl ServerBackend {
             .map_err(|_| BackendError::SignedOut)
     }
 
-    /// The JSON of every resource of `resource_type` matching `pairs` that `visibility` allows.
+    /// Every resource of `resource_type` matching `pairs` that may leave for `user`: the store
+    /// applies the rule in SQL, page after page to the last, and every row is judged again at
+    /// the exit gate.
+    async fn all(
+        &self,
+        user: &AuthUser,
+        visibility: &Visibility,
+        resource_type: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<crate::store::Stored>, BackendError> {
+        let failed = |e: FhirError| BackendError::Failed(e.to_string());
+        let scoped = visibility.clone().for_type(user, resource_type);
+        let count = PAGE.to_string();
+        let mut found = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let offset_text = offset.to_string();
+            let mut page_pairs = pairs.to_vec();
+            page_pairs.push(("_count", &count));
+            page_pairs.push(("_offset", &offset_text));
+            if !pairs.iter().any(|(name, _)| *name == "_sort") {
+                // A stable order, so that pages neither skip nor repeat.
+                page_pairs.push(("_sort", "_id"));
+            }
+            let query = search(resource_type, &page_pairs).map_err(failed)?;
+            let page = self
+                .state
+                .store
+                .search(&query, &scoped)
+                .await
+                .map_err(|e| failed(e.into()))?;
+            let read = page.matches.len();
+            found.extend(page.matches.into_iter().filter(|stored| {
+                access::release(user, visibility, &access::Facts::of_stored(stored), None).allowed()
+            }));
+            if read < PAGE {
+                return Ok(found);
+            }
+            offset += read;
+        }
+    }
+
+    /// [`Self::all`], as JSON.
     async fn find(
         &self,
         user: &AuthUser,
@@ -156,23 +199,10 @@ impl ServerBackend {
         resource_type: &str,
         pairs: &[(&str, &str)],
     ) -> Result<Vec<Value>, BackendError> {
-        let failed = |e: FhirError| BackendError::Failed(e.to_string());
-        let mut pairs = pairs.to_vec();
-        pairs.push(("_count", SCREEN_LIMIT));
-        let query = search(resource_type, &pairs).map_err(failed)?;
-        let found = self
-            .state
-            .store
-            .search(&query, &visibility.clone().for_type(user, resource_type))
-            .await
-            .map_err(|e| failed(e.into()))?;
-        // The store applied the rule in SQL; every row is judged again at the exit gate.
-        Ok(found
-            .matches
+        Ok(self
+            .all(user, visibility, resource_type, pairs)
+            .await?
             .iter()
-            .filter(|stored| {
-                access::release(user, visibility, &access::Facts::of_stored(stored), None).allowed()
-            })
             .filter_map(|stored| serde_json::from_str(&stored.json).ok())
             .collect())
     }
@@ -203,13 +233,15 @@ impl ServerBackend {
                 .filter_map(|task| task.pointer("/focus/reference").and_then(Value::as_str))
                 .map(str::to_owned)
                 .collect();
+            // Exactly the critical results, by the `critical` index: all of them, however many
+            // results the user may see.
             for resource_type in ["Observation", "DiagnosticReport"] {
                 for resource in self
                     .find(
                         &user,
                         &visibility,
                         resource_type,
-                        &[("status", "final,amended,corrected")],
+                        &[("critical", "true"), ("status", "final,amended,corrected")],
                     )
                     .await?
                 {
@@ -220,7 +252,7 @@ impl ServerBackend {
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                     );
-                    if app::fhir::is_critical(&resource) && !acknowledged.contains(&key) {
+                    if !acknowledged.contains(&key) {
                         alerts.push(resource);
                     }
                 }
@@ -370,15 +402,9 @@ impl ServerBackend {
         let store = &self.state.store;
         let everything = crate::store::Visibility::everything();
 
-        let locations = store
-            .search(
-                &search("Location", &[("_count", "1000")]).map_err(failed)?,
-                &everything,
-            )
-            .await
-            .map_err(|e| failed(e.into()))?;
+        let locations = self.all(&user, &everything, "Location", &[]).await?;
         let mut location_names: HashMap<String, String> = HashMap::new();
-        for stored in &locations.matches {
+        for stored in &locations {
             if let Ok(location) = serde_json::from_str::<app::fhir::Location>(&stored.json) {
                 location_names.insert(
                     stored.id.clone(),
@@ -404,30 +430,18 @@ impl ServerBackend {
         let visibility = access::visibility(&self.state, &user)
             .await
             .map_err(failed)?;
-        let patients = store
-            .search(
-                &search("Patient", &[("_count", "1000"), ("_sort", "_id")]).map_err(failed)?,
-                &visibility.clone().for_type(&user, "Patient"),
+        let patients = self.all(&user, &visibility, "Patient", &[]).await?;
+        let encounters = self
+            .all(
+                &user,
+                &visibility,
+                "Encounter",
+                &[("status", "in-progress,arrived,triaged,onleave")],
             )
-            .await
-            .map_err(|e| failed(e.into()))?;
-        let encounters = store
-            .search(
-                &search(
-                    "Encounter",
-                    &[
-                        ("status", "in-progress,arrived,triaged,onleave"),
-                        ("_count", "1000"),
-                    ],
-                )
-                .map_err(failed)?,
-                &visibility.for_type(&user, "Encounter"),
-            )
-            .await
-            .map_err(|e| failed(e.into()))?;
+            .await?;
         // patient id → (unit id, bed id)
         let mut placement: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-        for stored in &encounters.matches {
+        for stored in &encounters {
             let Ok(value) = serde_json::from_str::<Value>(&stored.json) else {
                 continue;
             };
@@ -458,7 +472,6 @@ impl ServerBackend {
             placement.insert(patient, (unit, bed));
         }
         let mut rows: Vec<PatientSummary> = patients
-            .matches
             .iter()
             .filter_map(|stored| {
                 let patient = serde_json::from_str::<app::fhir::Patient>(&stored.json).ok()?;
@@ -481,7 +494,6 @@ impl ServerBackend {
         for row in &rows {
             self.audit_read(&user, "worklist", &row.id);
         }
-        let visibility = self.visibility(&user).await?;
         let mut resources = self
             .find(
                 &user,

@@ -29,7 +29,13 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
                 search_params.extend(
                     params_for(rtype)
                         .iter()
-                        .map(|param| json!({"name": param.name, "type": param.kind.as_str()})),
+                        .map(|param| {
+                            let mut declared = json!({"name": param.name, "type": param.kind.as_str()});
+                            if let Some(url) = super::params::own_definition(rtype, param.name) {
+                                declared["definition"] = json!(url);
+                            }
+                            declared
+                        }),
                 );
             }
             let includes: Vec<String> = params_for(rtype)

@@ -35,6 +35,9 @@ pub struct Param {
     pub paths: &'static [&'static str],
     /// For reference parameters: the only target type accepted (None = any of ours).
     pub target: Option<&'static str>,
+    /// A token computed from the whole resource rather than read at `paths`: indexed as
+    /// `true` or `false`.
+    pub derive: Option<fn(&Value) -> bool>,
 }
 
 const fn p(name: &'static str, kind: Kind, paths: &'static [&'static str]) -> Param {
@@ -43,7 +46,24 @@ const fn p(name: &'static str, kind: Kind, paths: &'static [&'static str]) -> Pa
         kind,
         paths,
         target: None,
+        derive: None,
     }
+}
+
+/// `critical`: whether a result carries a critical interpretation (`app::fhir::is_critical`),
+/// so that open criticals are found by a query, not by reading every result.
+const CRITICAL: Param = Param {
+    name: "critical",
+    kind: Kind::Token,
+    paths: &[],
+    target: None,
+    derive: Some(app::fhir::is_critical),
+};
+
+/// The canonical URL of each search parameter Rounds defines itself.
+pub fn own_definition(resource_type: &str, name: &str) -> Option<String> {
+    (name == CRITICAL.name && matches!(resource_type, "Observation" | "DiagnosticReport"))
+        .then(|| format!("http://rounds.example.org/fhir/SearchParameter/{resource_type}-{name}"))
 }
 
 const fn patient(paths: &'static [&'static str]) -> Param {
@@ -52,6 +72,7 @@ const fn patient(paths: &'static [&'static str]) -> Param {
         kind: Kind::Reference,
         paths,
         target: Some("Patient"),
+        derive: None,
     }
 }
 
@@ -172,6 +193,7 @@ pub fn params_for(resource_type: &str) -> &'static [Param] {
                     ),
                     p("encounter", Reference, &["encounter"]),
                     p("based-on", Reference, &["basedOn"]),
+                    CRITICAL,
                 ]
             }
         }
@@ -187,6 +209,7 @@ pub fn params_for(resource_type: &str) -> &'static [Param] {
                     p("encounter", Reference, &["encounter"]),
                     p("based-on", Reference, &["basedOn"]),
                     p("result", Reference, &["result"]),
+                    CRITICAL,
                 ]
             }
         }

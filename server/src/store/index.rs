@@ -8,6 +8,10 @@ use crate::fhir::{
     params::{self, Kind},
 };
 
+/// The version of what [`index_entries`] computes: raise it whenever that changes, and the
+/// store re-indexes every current resource once, at start (`Store::reindex_if_stale`).
+pub const INDEX_VERSION: &str = "2";
+
 /// Index rows of one resource version.
 #[derive(Debug, Default, PartialEq)]
 pub struct IndexEntries {
@@ -34,6 +38,10 @@ pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
         }
     }
     for param in params::params_for(resource_type) {
+        if let Some(derive) = param.derive.filter(|_| resource.is_object()) {
+            let value = derive(resource).to_string();
+            entries.values.push((param.name, String::new(), value));
+        }
         for path in param.paths {
             for value in params::values_at(resource, path) {
                 match param.kind {
@@ -117,10 +125,27 @@ mod tests {
     }
 
     #[test]
-    fn garbage_indexes_nothing() {
+    fn garbage_indexes_nothing_but_what_is_derived() {
         assert_eq!(
             index_entries("Observation", &json!({"code": 5, "subject": "x"})),
+            IndexEntries {
+                values: vec![("critical", String::new(), "false".into())],
+                ..IndexEntries::default()
+            }
+        );
+        assert_eq!(
+            index_entries("Observation", &json!([1, 2])),
             IndexEntries::default()
         );
+    }
+
+    #[test]
+    fn criticals_are_indexed_as_such() {
+        let critical = json!({"resourceType": "Observation", "interpretation": [{"coding": [{"code": "HH"}]}]});
+        assert!(index_entries("Observation", &critical).values.contains(&(
+            "critical",
+            String::new(),
+            "true".into()
+        )));
     }
 }

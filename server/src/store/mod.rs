@@ -467,6 +467,12 @@ impl Store {
         on_backend!(self.subscription_states())
     }
 
+    /// Re-indexes every current resource if the index computation changed since the database
+    /// was indexed (`index::INDEX_VERSION`); answers how many were re-indexed.
+    pub async fn reindex_if_stale(&self) -> Result<u64, StoreError> {
+        on_backend!(self.reindex_if_stale())
+    }
+
     /// The highest event number handed out to `subscription_id` (0: none), read from the writer.
     pub async fn last_event_number(&self, subscription_id: &str) -> Result<i64, StoreError> {
         on_backend!(self.last_event_number(subscription_id))

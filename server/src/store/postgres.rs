@@ -519,6 +519,11 @@ impl PgStore {
             .collect())
     }
 
+    /// Re-indexes every current resource once after the index computation changed.
+    pub async fn reindex_if_stale(&self) -> Result<u64, StoreError> {
+        reindex_stale(&self.writer).await
+    }
+
     /// The highest event number handed out to a subscription (0: none).
     pub async fn last_event_number(&self, subscription_id: &str) -> Result<i64, StoreError> {
         let last: Option<i64> = sqlx::query_scalar(
@@ -877,45 +882,7 @@ async fn write_one(
     .execute(&mut *conn)
     .await?;
 
-    if current.is_some() {
-        sqlx::query("DELETE FROM search_index WHERE rtype = $1 AND id = $2")
-            .bind(resource_type)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM search_dates WHERE rtype = $1 AND id = $2")
-            .bind(resource_type)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    // SQLite allows 32766 bound parameters; chunk to stay far below.
-    for chunk in entries.values.chunks(1000) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO search_index (rtype, id, param, system, value) ",
-        );
-        insert.push_values(chunk, |mut row, (param, system, value)| {
-            row.push_bind(resource_type)
-                .push_bind(&id)
-                .push_bind(*param)
-                .push_bind(system)
-                .push_bind(value);
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
-    for chunk in entries.dates.chunks(1000) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO search_dates (rtype, id, param, start_at, end_at) ",
-        );
-        insert.push_values(chunk, |mut row, (param, start, end)| {
-            row.push_bind(resource_type)
-                .push_bind(&id)
-                .push_bind(*param)
-                .push_bind(start)
-                .push_bind(end);
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
+    write_index(&mut *conn, resource_type, &id, current.is_some(), &entries).await?;
 
     // The events, numbered from the counter whose row lock we now hold until commit.
     let derived = classify(resource_type, action, previous_live.as_ref(), &content);
@@ -995,6 +962,113 @@ async fn write_one(
         action,
         events,
     }))
+}
+
+/// Writes the search index rows of one resource (replacing its old ones when `replace`).
+async fn write_index(
+    conn: &mut PgConnection,
+    resource_type: &str,
+    id: &str,
+    replace: bool,
+    entries: &crate::store::index::IndexEntries,
+) -> Result<(), StoreError> {
+    if replace {
+        sqlx::query("DELETE FROM search_index WHERE rtype = $1 AND id = $2")
+            .bind(resource_type)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM search_dates WHERE rtype = $1 AND id = $2")
+            .bind(resource_type)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    // SQLite allows 32766 bound parameters; chunk to stay far below.
+    for chunk in entries.values.chunks(1000) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO search_index (rtype, id, param, system, value) ",
+        );
+        insert.push_values(chunk, |mut row, (param, system, value)| {
+            row.push_bind(resource_type)
+                .push_bind(id)
+                .push_bind(*param)
+                .push_bind(system)
+                .push_bind(value);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    for chunk in entries.dates.chunks(1000) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO search_dates (rtype, id, param, start_at, end_at) ",
+        );
+        insert.push_values(chunk, |mut row, (param, start, end)| {
+            row.push_bind(resource_type)
+                .push_bind(id)
+                .push_bind(*param)
+                .push_bind(start)
+                .push_bind(end);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+
+    Ok(())
+}
+
+/// Re-indexes every current resource when the index computation changed since it was written
+/// (`index::INDEX_VERSION`), in pages of 500, each in one transaction; then records the version.
+async fn reindex_stale(writer: &sqlx::Pool<Postgres>) -> Result<u64, StoreError> {
+    let done: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'index.version'")
+            .fetch_optional(writer)
+            .await?;
+    if done.as_deref() == Some(crate::store::index::INDEX_VERSION) {
+        return Ok(0);
+    }
+    let mut after = (String::new(), String::new());
+    let mut count = 0u64;
+    loop {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT rtype, id, content FROM resources
+             WHERE deleted = FALSE AND (rtype > $1 OR (rtype = $2 AND id > $3))
+             ORDER BY rtype, id LIMIT 500",
+        )
+        .bind(&after.0)
+        .bind(&after.0)
+        .bind(&after.1)
+        .fetch_all(writer)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = (last.0.clone(), last.1.clone());
+        let mut tx = writer.begin().await?;
+        // Nodes starting together re-index one page at a time, never interleaved.
+        sqlx::query("SELECT pg_advisory_xact_lock(7412001)")
+            .execute(&mut *tx)
+            .await?;
+        for (rtype, id, content) in &rows {
+            let Ok(resource) = serde_json::from_str::<Value>(content) else {
+                continue;
+            };
+            let entries = index_entries(rtype, &resource);
+            write_index(&mut tx, rtype, id, true, &entries).await?;
+            sqlx::query("UPDATE resources SET sort_date = $1 WHERE rtype = $2 AND id = $3")
+                .bind(&entries.sort_date)
+                .bind(rtype)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            count += 1;
+        }
+        tx.commit().await?;
+    }
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('index.version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(crate::store::index::INDEX_VERSION)
+    .execute(writer)
+    .await?;
+    Ok(count)
 }
 
 /// References in `content` that name no live resource (a resource may refer to itself).

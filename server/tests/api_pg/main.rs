@@ -9,6 +9,8 @@ pub const POSTGRES: bool = true;
 mod access;
 #[path = "../api/auth.rs"]
 mod auth;
+#[path = "../api/critical_index.rs"]
+mod critical_index;
 #[path = "../api/event_log.rs"]
 mod event_log;
 #[path = "../api/fhir_crud.rs"]
