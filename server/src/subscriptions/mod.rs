@@ -26,6 +26,7 @@
 
 pub mod criteria;
 pub mod socket;
+pub mod topics;
 
 use std::{
     collections::HashMap,
@@ -54,6 +55,7 @@ use crate::{
     store::{EventRecord, ReadOutcome, SubscriptionState},
 };
 use criteria::Criteria;
+use topics::{Content, Shape};
 
 /// Server-stamped: the user whose rights the subscription runs with.
 pub const OWNER_EXTENSION: &str =
@@ -76,7 +78,10 @@ const MAX_EVENTS_PAGE: usize = 1000;
 pub struct Active {
     pub id: String,
     pub owner: String,
-    pub criteria: Criteria,
+    /// What it matches: one criteria, or a topic's triggers narrowed by its filters.
+    pub criteria: Vec<Criteria>,
+    /// How its notifications are rendered.
+    pub shape: Shape,
     /// Empty: every interaction.
     pub interactions: Vec<Action>,
     pub heartbeat: Duration,
@@ -131,10 +136,12 @@ impl Active {
         if resource["status"] != "active" || resource["channel"]["type"] != "websocket" {
             return None;
         }
+        let (criteria, shape) = topics::matching_of(resource).ok()?;
         Some(Self {
             id: id.to_owned(),
             owner: owner_of(resource)?.to_owned(),
-            criteria: Criteria::parse(resource["criteria"].as_str()?).ok()?,
+            criteria,
+            shape,
             interactions: interactions_of(resource).ok()?,
             heartbeat: heartbeat_of(resource).ok()?,
             start_seq,
@@ -146,7 +153,8 @@ impl Active {
         (self.interactions.is_empty() || self.interactions.contains(&event.action))
             && self
                 .criteria
-                .matches_facts(&event.resource_type, &event.resource_id, facts)
+                .iter()
+                .any(|c| c.matches_facts(&event.resource_type, &event.resource_id, facts))
     }
 }
 
@@ -165,10 +173,7 @@ pub fn prepare(
                 .into(),
         ));
     }
-    let criteria = body["criteria"]
-        .as_str()
-        .ok_or_else(|| invalid("criteria is required, e.g. Observation?patient=p1".into()))?;
-    Criteria::parse(criteria).map_err(|e| invalid(format!("criteria: {e}")))?;
+    topics::matching_of(body).map_err(|e| invalid(format!("criteria: {e}")))?;
     interactions_of(body).map_err(invalid)?;
     heartbeat_of(body).map_err(invalid)?;
     match body["status"].as_str() {
@@ -409,54 +414,115 @@ impl Subscriptions {
     }
 }
 
-/// The SubscriptionStatus (R4B shape, as Medplum sends it in R4) heading every Bundle.
-fn status(active: &Active, kind: &str, events: &[(i64, &EventRecord)]) -> Value {
-    status_of(&active.id, "active", active.count, kind, events)
+/// What a status says about one Subscription.
+struct Said<'a> {
+    id: &'a str,
+    shape: &'a Shape,
+    /// `active`, `off` or `error`.
+    state: &'a str,
+    /// The last number handed out.
+    count: i64,
+    error: Option<&'a str>,
 }
 
-fn status_of(
-    id: &str,
-    state: &str,
-    count: i64,
-    kind: &str,
-    events: &[(i64, &EventRecord)],
-) -> Value {
+impl Active {
+    fn said(&self, count: i64) -> Said<'_> {
+        Said {
+            id: &self.id,
+            shape: &self.shape,
+            state: "active",
+            count,
+            error: None,
+        }
+    }
+}
+
+/// The status heading every Bundle, in the Subscription's shape: Medplum's R4B
+/// SubscriptionStatus, or the IG's R4 `Parameters`. `events` lists (number, event, whether its
+/// focus is named): a focus the recipient may not see, or an `empty` content, is not named.
+fn status_resource(said: &Said, kind: &str, events: &[(i64, &EventRecord, bool)]) -> Value {
+    let focus = |event: &EventRecord| json!({"reference": format!("{}/{}", event.resource_type, event.resource_id)});
+    let reference = json!({"reference": format!("Subscription/{}", said.id)});
+    if said.shape.r4 {
+        let mut parameter = vec![json!({"name": "subscription", "valueReference": reference})];
+        if let Some(topic) = &said.shape.topic {
+            parameter.push(json!({"name": "topic", "valueCanonical": topic}));
+        }
+        parameter.push(json!({"name": "status", "valueCode": said.state}));
+        parameter.push(json!({"name": "type", "valueCode": kind}));
+        parameter.push(json!({"name": "events-since-subscription-start", "valueString": said.count.to_string()}));
+        for (number, event, named) in events {
+            let mut part = vec![
+                json!({"name": "event-number", "valueString": number.to_string()}),
+                json!({"name": "timestamp", "valueInstant": event.timestamp}),
+            ];
+            if *named {
+                part.push(json!({"name": "focus", "valueReference": focus(event)}));
+            }
+            parameter.push(json!({"name": "notification-event", "part": part}));
+        }
+        if let Some(error) = said.error {
+            parameter.push(json!({"name": "error", "valueCodeableConcept": {"text": error}}));
+        }
+        return json!({
+            "resourceType": "Parameters",
+            "meta": {"profile": [topics::STATUS_PROFILE]},
+            "parameter": parameter,
+        });
+    }
     let mut status = json!({
         "resourceType": "SubscriptionStatus",
-        "status": state,
+        "status": said.state,
         "type": kind,
-        "eventsSinceSubscriptionStart": count.to_string(),
-        "subscription": {"reference": format!("Subscription/{id}")},
+        "eventsSinceSubscriptionStart": said.count.to_string(),
+        "subscription": reference,
     });
+    if let Some(topic) = &said.shape.topic {
+        status["topic"] = json!(topic);
+    }
     if !events.is_empty() {
         status["notificationEvent"] = events
             .iter()
-            .map(|(number, event)| {
-                json!({
+            .map(|(number, event, named)| {
+                let mut listed = json!({
                     "eventNumber": number.to_string(),
                     "timestamp": event.timestamp,
-                    "focus": {"reference": format!("{}/{}", event.resource_type, event.resource_id)},
-                })
+                });
+                if *named {
+                    listed["focus"] = focus(event);
+                }
+                listed
             })
             .collect();
     }
-    status
-}
-
-/// The status of a stored Subscription as it stands: its `status` (`error` with the reason in
-/// `error`, as R4B's SubscriptionStatus carries it) and the last number handed out.
-fn stored_status(id: &str, resource: &Value, count: i64, kind: &str) -> Value {
-    let state = resource["status"].as_str().unwrap_or("off");
-    let mut status = status_of(id, state, count, kind, &[]);
-    if let Some(reason) = resource["error"].as_str() {
-        status["error"] = json!([{"text": reason}]);
+    if let Some(error) = said.error {
+        status["error"] = json!([{"text": error}]);
     }
     status
 }
 
-/// The Bundle entry of one event's focus resource, rendered once per event: the stored JSON
-/// text is spliced in as it is, never parsed again.
-pub fn focus_entry(event: &EventRecord, base: &str) -> String {
+/// A stored Subscription's status as it stands: its `status` (`error` with the reason from
+/// `Subscription.error`) and the last number handed out, in its shape.
+fn stored_status(id: &str, resource: &Value, count: i64, kind: &str) -> Value {
+    let shape = topics::matching_of(resource)
+        .map(|(_, shape)| shape)
+        .unwrap_or_default();
+    let said = Said {
+        id,
+        shape: &shape,
+        state: resource["status"].as_str().unwrap_or("off"),
+        count,
+        error: resource["error"].as_str(),
+    };
+    status_resource(&said, kind, &[])
+}
+
+/// The Bundle entry of one event's focus in `content`: the resource (the stored JSON text spliced
+/// in as it is, never parsed again), its id only, or nothing.
+pub fn focus_entry(event: &EventRecord, base: &str, content: Content) -> Option<String> {
+    if content == Content::Empty {
+        return None;
+    }
     let (method, code) = match event.action {
         Action::Created => ("POST", "201"),
         Action::Updated => ("PUT", "200"),
@@ -469,37 +535,36 @@ pub fn focus_entry(event: &EventRecord, base: &str) -> String {
         "response": {"status": code, "etag": format!("W/\"{}\"", event.version_id)},
     })
     .to_string();
-    if event.action == Action::Deleted {
-        head
+    if event.action == Action::Deleted || content == Content::IdOnly {
+        Some(head)
     } else {
         // `head` is a JSON object: reopen it to add the resource.
-        format!(
+        Some(format!(
             "{},\"resource\":{}}}",
             &head[..head.len() - 1],
             event.resource_json
-        )
+        ))
     }
 }
 
 /// A `history` Bundle: the status first, then the (pre-rendered) focus entries.
-fn bundle(status: Value, focus: &[&str]) -> String {
-    let subscription = status["subscription"]["reference"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+fn bundle(id: &str, shape: &Shape, status: Value, focus: &[&str]) -> String {
     let status_entry = json!({
         "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         "resource": status,
-        "request": {"method": "GET", "url": format!("{subscription}/$status")},
+        "request": {"method": "GET", "url": format!("Subscription/{id}/$status")},
         "response": {"status": "200"},
     });
-    let head = json!({
+    let mut head = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "type": "history",
         "timestamp": format_instant(Utc::now()),
-    })
-    .to_string();
+    });
+    if shape.r4 {
+        head["meta"] = json!({"profile": [topics::NOTIFICATION_PROFILE]});
+    }
+    let head = head.to_string();
     let mut text =
         String::with_capacity(head.len() + 512 + focus.iter().map(|f| f.len() + 1).sum::<usize>());
     text.push_str(&head[..head.len() - 1]);
@@ -515,29 +580,31 @@ fn bundle(status: Value, focus: &[&str]) -> String {
 
 /// The `handshake` Bundle sent when a socket binds.
 pub fn handshake(active: &Active) -> String {
-    bundle(status(active, "handshake", &[]), &[])
+    let status = status_resource(&active.said(active.count), "handshake", &[]);
+    bundle(&active.id, &active.shape, status, &[])
 }
 
 /// The `heartbeat` Bundle.
 pub fn heartbeat(active: &Active) -> String {
-    bundle(status(active, "heartbeat", &[]), &[])
+    let status = status_resource(&active.said(active.count), "heartbeat", &[]);
+    bundle(&active.id, &active.shape, status, &[])
 }
 
-/// One `event-notification` Bundle; `focus` is the event's [`focus_entry`].
-/// An `event-notification` Bundle; `focus` is the focus entry, left out (the number still sent,
-/// so the numbering stays gap-free) when the owner may no longer see the focus resource.
+/// An `event-notification` Bundle. `focus` is the focus entry ([`OwnerAccess::focus`]): left out,
+/// and the focus not named, when the owner may no longer see it (the number is still sent, so the
+/// numbering stays gap-free) or the content is `empty`.
 pub fn notification(
     active: &Active,
     number: i64,
     event: &EventRecord,
     focus: Option<&str>,
 ) -> String {
-    let mut at_event = active.clone();
-    at_event.count = number;
-    bundle(
-        status(&at_event, "event-notification", &[(number, event)]),
-        focus.as_slice(),
-    )
+    let status = status_resource(
+        &active.said(number),
+        "event-notification",
+        &[(number, event, focus.is_some())],
+    );
+    bundle(&active.id, &active.shape, status, focus.as_slice())
 }
 
 /// A Subscription owner as the exit gate sees them now: who they are and what they may see.
@@ -556,9 +623,10 @@ impl OwnerAccess {
 
     /// The focus entry of `event` if it may leave for the owner now (the gate on the event's
     /// version and its resource's newest version), checked again at every delivery.
-    pub fn focus(&self, event: &EventRecord, base: &str) -> Option<String> {
+    pub fn focus(&self, event: &EventRecord, base: &str, content: Content) -> Option<String> {
         access::may_receive(&self.user, &self.visibility, &access::EventFacts::of(event))
-            .then(|| focus_entry(event, base))
+            .then(|| focus_entry(event, base, content))
+            .flatten()
     }
 }
 
@@ -681,7 +749,11 @@ async fn run_matcher(state: &AppState) -> Result<(), crate::store::StoreError> {
                 let matched: Vec<(String, String)> = registered
                     .active
                     .values()
-                    .filter(|s| s.criteria.resource_type == event.resource_type)
+                    .filter(|s| {
+                        s.criteria
+                            .iter()
+                            .any(|c| c.resource_type == event.resource_type)
+                    })
                     .filter(|s| {
                         let facts = facts.get_or_insert_with(|| {
                             let resource: Value =
@@ -876,7 +948,7 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
                 crate::sessions::recheck(state).await?;
             }
             let mut changes = changes.into_iter().peekable();
-            let mut focus: HashMap<(String, i64), Option<String>> = HashMap::new();
+            let mut focus: HashMap<(String, i64, Content), Option<String>> = HashMap::new();
             let mut owners: HashMap<String, Option<OwnerAccess>> = HashMap::new();
             for (id, number, event) in &notifications {
                 // Subscription writes before this event apply first (a Subscription event
@@ -898,11 +970,11 @@ async fn run_follower(state: &AppState) -> Result<(), crate::store::StoreError> 
                         owners.insert(active.owner.clone(), owner);
                     }
                     let entry = focus
-                        .entry((active.owner.clone(), event.seq))
+                        .entry((active.owner.clone(), event.seq, active.shape.content))
                         .or_insert_with(|| {
-                            owners
-                                .get(&active.owner)
-                                .and_then(|owner| owner.as_ref()?.focus(event, &base))
+                            owners.get(&active.owner).and_then(|owner| {
+                                owner.as_ref()?.focus(event, &base, active.shape.content)
+                            })
                         });
                     notification(&active, *number, event, entry.as_deref())
                 };
@@ -968,12 +1040,27 @@ fn apply_to_registry(registry: &Subscriptions, event: &EventRecord) {
     let Some(bindings) = inner.bindings.remove(&event.resource_id) else {
         return;
     };
-    let mut resource = resource;
-    if event.action == Action::Deleted {
-        resource = json!({"status": "off", "error": "the Subscription was deleted"});
-    }
+    let shape = topics::matching_of(&resource)
+        .map(|(_, shape)| shape)
+        .unwrap_or_default();
+    let deleted = event.action == Action::Deleted;
+    let said = Said {
+        id: &event.resource_id,
+        shape: &shape,
+        state: match resource["status"].as_str() {
+            Some("error") if !deleted => "error",
+            _ => "off",
+        },
+        count: row.events_count,
+        error: match deleted {
+            true => Some("the Subscription was deleted"),
+            false => resource["error"].as_str(),
+        },
+    };
     let text = bundle(
-        stored_status(&event.resource_id, &resource, row.events_count, "heartbeat"),
+        &event.resource_id,
+        &shape,
+        status_resource(&said, "heartbeat", &[]),
         &[],
     );
     let last = socket::Frame {
@@ -1239,6 +1326,7 @@ async fn events(
     let resource = owned(&state, &user, &id).await?;
     let mut since = 1i64;
     let mut until = i64::MAX;
+    let mut content = None;
     for (key, value) in &input {
         let number = || {
             value
@@ -1252,10 +1340,21 @@ async fn events(
         match key.as_str() {
             "eventsSinceNumber" => since = number()?,
             "eventsUntilNumber" => until = number()?,
-            "content" if value == "full-resource" => {}
+            "content" => {
+                content = Some(match value.as_str() {
+                    "full-resource" => Content::FullResource,
+                    "id-only" => Content::IdOnly,
+                    "empty" => Content::Empty,
+                    other => {
+                        return Err(FhirError::BadRequest(format!(
+                            "content must be empty, id-only or full-resource, not {other:?}"
+                        )))
+                    }
+                })
+            }
             other => {
                 return Err(FhirError::BadRequest(format!(
-                    "{other} is not a parameter of $events (eventsSinceNumber, eventsUntilNumber, content=full-resource)"
+                    "{other} is not a parameter of $events (eventsSinceNumber, eventsUntilNumber, content)"
                 )))
             }
         }
@@ -1268,21 +1367,40 @@ async fn events(
         .await?;
     let visibility = access::visibility(&state, &user).await?;
     let base = crate::fhir::base_url(&headers);
-    let listed: Vec<(i64, &EventRecord)> = rows.iter().map(|(n, e)| (*n, e)).collect();
-    let focus: Vec<String> = rows
+    let shape = topics::matching_of(&resource)
+        .map(|(_, shape)| shape)
+        .unwrap_or_default();
+    let content = match content {
+        Some(asked) => asked,
+        None => shape.content,
+    };
+    // Each focus judged at the exit gate for the asking user, now.
+    let focus: Vec<Option<String>> = rows
         .iter()
-        .map(|(_, e)| e)
-        .filter(|e| access::may_receive(&user, &visibility, &access::EventFacts::of(e)))
-        .map(|e| focus_entry(e, &base))
+        .map(|(_, e)| {
+            access::may_receive(&user, &visibility, &access::EventFacts::of(e))
+                .then(|| focus_entry(e, &base, content))
+                .flatten()
+        })
         .collect();
-    let mut status = stored_status(&id, &resource, numbering.count, "query-event");
-    if !listed.is_empty() {
-        status["notificationEvent"] =
-            status_of(&id, "active", numbering.count, "query-event", &listed)["notificationEvent"]
-                .clone();
-    }
-    let focus: Vec<&str> = focus.iter().map(String::as_str).collect();
-    Ok(fhir_json(StatusCode::OK, bundle(status, &focus)))
+    let listed: Vec<(i64, &EventRecord, bool)> = rows
+        .iter()
+        .zip(&focus)
+        .map(|((n, e), f)| (*n, e, f.is_some()))
+        .collect();
+    let said = Said {
+        id: &id,
+        shape: &shape,
+        state: resource["status"].as_str().unwrap_or("off"),
+        count: numbering.count,
+        error: resource["error"].as_str(),
+    };
+    let status = status_resource(&said, "query-event", &listed);
+    let focus: Vec<&str> = focus.iter().flatten().map(String::as_str).collect();
+    Ok(fhir_json(
+        StatusCode::OK,
+        bundle(&id, &shape, status, &focus),
+    ))
 }
 
 /// `Subscription/{id}/$status`: a `searchset` Bundle with the Subscription's status now.

@@ -461,7 +461,9 @@ async fn replay_page(
     Some(
         rows.iter()
             .map(|(number, event)| {
-                let focus = owner.as_ref().and_then(|owner| owner.focus(event, &base));
+                let focus = owner
+                    .as_ref()
+                    .and_then(|owner| owner.focus(event, &base, active.shape.content));
                 (
                     *number,
                     notification(&active, *number, event, focus.as_deref()),
