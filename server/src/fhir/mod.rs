@@ -247,11 +247,13 @@ async fn run_search(
             .allowed()
     });
 
-    let self_url = page_url(&base, rtype, &pairs, None);
+    // The links carry only the parameters the search applied (R4: `self` shows what was used).
+    let used = &query.used;
+    let self_url = page_url(&base, rtype, used, None);
     let mut links = vec![("self", self_url)];
     let next_offset = query.offset + query.count;
     if !query.count_only && query.count > 0 && (next_offset as i64) < page.total {
-        links.push(("next", page_url(&base, rtype, &pairs, Some(next_offset))));
+        links.push(("next", page_url(&base, rtype, used, Some(next_offset))));
     }
     if query.offset > 0 {
         links.push((
@@ -259,7 +261,7 @@ async fn run_search(
             page_url(
                 &base,
                 rtype,
-                &pairs,
+                used,
                 Some(query.offset.saturating_sub(query.count)),
             ),
         ));

@@ -368,3 +368,42 @@ async fn included_rows_per_page_are_bounded_with_a_400_that_names_the_limit() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(diagnostics(&outcome).contains("1000"), "{outcome}");
 }
+
+/// Issue 16, defect 6: `self` (and `next`) show only the parameters the search applied; what it
+/// ignored is reported in the OperationOutcome entry instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_link_shows_only_the_parameters_used() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    let (status, bundle) = app
+        .get_json(
+            &token,
+            "/fhir/R4/Patient?foo=bar&_elements=id&gender=female&_pretty=true&_count=1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let link = |relation: &str| {
+        bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == relation)
+            .map(|l| l["url"].as_str().unwrap().to_owned())
+    };
+    let self_link = link("self").unwrap();
+    assert!(
+        self_link.ends_with("/fhir/R4/Patient?gender=female&_count=1"),
+        "{self_link}"
+    );
+    let next = link("next").expect("more than one female patient");
+    assert!(
+        next.ends_with("/fhir/R4/Patient?gender=female&_count=1&_offset=1"),
+        "{next}"
+    );
+    let outcome = entries(&bundle, "outcome");
+    let reported = outcome[0]["issue"].to_string();
+    assert!(
+        reported.contains("foo") && reported.contains("_elements"),
+        "{reported}"
+    );
+}
