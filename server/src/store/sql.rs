@@ -7,7 +7,10 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{index::OWNER_PARAM, StoreError, Visibility};
+use super::{
+    index::{EXACT_SYSTEM, OWNER_PARAM},
+    StoreError, Visibility,
+};
 use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery, MAX_INCLUDED};
 
 /// `rtype = ? AND deleted = 0 AND <clauses> AND <visibility>`.
@@ -151,7 +154,11 @@ where
             values,
             exact,
         } => {
+            // `:exact` compares with the text as written (`=` is case-sensitive in both
+            // dialects); the default search with the lower-cased rows.
             push_exists_index(sql, param);
+            sql.push(" AND s.system = ");
+            sql.push_bind(if *exact { EXACT_SYSTEM } else { "" }.to_owned());
             sql.push(" AND (");
             for (i, value) in values.iter().enumerate() {
                 if i > 0 {
@@ -159,7 +166,7 @@ where
                 }
                 if *exact {
                     sql.push("s.value = ");
-                    sql.push_bind(value.to_lowercase());
+                    sql.push_bind(value.clone());
                 } else {
                     let escaped = value
                         .to_lowercase()
