@@ -9,7 +9,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::{
     index::{EXACT_SYSTEM, OWNER_PARAM},
-    StoreError, Visibility,
+    AuditFilter, StoreError, Visibility,
 };
 use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery, MAX_INCLUDED};
 
@@ -38,6 +38,34 @@ pub(super) fn push_filters<'a, DB>(
     }
     sql.push(" AND ");
     push_visibility(sql, visibility);
+}
+
+/// The `WHERE` of an `AuditEvent` search over `audit_log`.
+pub(super) fn push_audit_filter<'a, DB>(sql: &mut QueryBuilder<'a, DB>, filter: &AuditFilter)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    sql.push("1 = 1");
+    if let Some(patient) = &filter.patient_id {
+        sql.push(" AND patient_id = ");
+        sql.push_bind(patient.clone());
+    }
+    match filter.ids.as_deref() {
+        None => {}
+        Some([]) => {
+            sql.push(" AND 1 = 0");
+        }
+        Some(ids) => {
+            sql.push(" AND id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            sql.push(")");
+        }
+    }
 }
 
 /// Fails a search whose `_include` would add more than [`MAX_INCLUDED`] resources to a page.
