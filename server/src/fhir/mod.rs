@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod capability;
 pub mod date;
 pub mod error;
+pub mod format;
 pub mod params;
 pub mod search;
 pub mod validate;
@@ -46,6 +47,23 @@ pub fn routes() -> Router<AppState> {
         .route("/{rtype}/{id}/_history", get(history))
         .route("/{rtype}/{id}/_history/{vid}", get(vread))
         .fallback(unknown_route)
+}
+
+/// A write to a type only the server writes (AuditEvent): 405 with the methods left.
+fn read_only(rtype: &str, allow: &'static str) -> FhirError {
+    FhirError::MethodNotAllowed {
+        message: format!("{rtype} is read-only: it is written by the server"),
+        allow,
+    }
+}
+
+/// The answer to a method a FHIR route does not have: 405 and an OperationOutcome; axum adds
+/// the route's `Allow`. Set on every FHIR route (`Router::method_not_allowed_fallback`).
+pub async fn method_not_allowed(method: Method, uri: axum::extract::OriginalUri) -> FhirError {
+    FhirError::MethodNotAllowed {
+        message: format!("{method} is not supported on {}", uri.path()),
+        allow: "",
+    }
 }
 
 async fn unknown_route(method: Method) -> FhirError {
@@ -723,7 +741,7 @@ async fn create(
 ) -> Result<Response, FhirError> {
     known_type(&rtype)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let mut resource = read_body(&state, &headers, body).await?;
     validate(&rtype, &resource, Intent::Create, None).map_err(FhirError::Invalid)?;
@@ -767,7 +785,7 @@ async fn update(
     known_type(&rtype)?;
     valid_id(&id)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let if_match = if_match(&headers)?;
     let mut resource = read_body(&state, &headers, body).await?;
@@ -850,7 +868,7 @@ async fn delete(
     known_type(&rtype)?;
     valid_id(&id)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let if_match = if_match(&headers)?;
     let Some((stored, live)) = stored_value(&state, &rtype, &id).await? else {
