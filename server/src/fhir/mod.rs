@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod capability;
 pub mod date;
+pub mod elements;
 pub mod error;
 pub mod format;
 pub mod params;

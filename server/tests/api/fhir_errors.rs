@@ -400,6 +400,70 @@ async fn every_method_a_route_lacks_is_a_405_outcome_with_allow() {
     }
 }
 
+/// Issue 16, defect 9: an element R4 does not define is refused with its path, on create and
+/// update, at the top and inside datatypes, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_elements_are_refused_with_their_path() {
+    let app = spawn_app().await;
+    let admin = app.token("admin").await;
+    let doctor = app.token("dr.chen").await;
+    let patients_before = app.footprint("Patient").await;
+    for (body, expression) in [
+        (
+            json!({"resourceType": "Patient", "name": [{"family": "Hue"}], "favouriteColour": "green"}),
+            "Patient.favouriteColour",
+        ),
+        (
+            json!({"resourceType": "Patient", "name": [{"family": "Hue", "nickname": "H"}]}),
+            "Patient.name[0].nickname",
+        ),
+    ] {
+        let response = app.post(&admin, "/fhir/R4/Patient", &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        let issue = outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["expression"] == json!([expression]))
+            .unwrap_or_else(|| panic!("no issue names {expression}: {outcome}"));
+        assert_eq!(issue["severity"], "error");
+    }
+    assert_eq!(app.footprint("Patient").await, patients_before);
+
+    // An update is held to the same rule; a primitive's extension and extensions are known.
+    let mut order = order("pat-001");
+    order["colour"] = json!("red");
+    let outcome = expect_rejected(
+        &app,
+        &doctor,
+        reqwest::Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        order.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        outcome["issue"][0]["expression"],
+        json!(["ServiceRequest.colour"])
+    );
+    let (_, stored) = app.get_json(&admin, "/fhir/R4/Patient/pat-001").await;
+    let mut changed = stored.clone();
+    changed["_birthDate"] =
+        json!({"extension": [{"url": "http://example.org/t", "valueTime": "08:00:00"}]});
+    changed["extension"] = json!([{"url": "http://example.org/x", "valueString": "y"}]);
+    let response = app.put(&admin, "/fhir/R4/Patient/pat-001", &changed).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut unknown = stored;
+    unknown["hobby"] = json!("chess");
+    let response = app.put(&admin, "/fhir/R4/Patient/pat-001", &unknown).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (_, now) = app.get_json(&admin, "/fhir/R4/Patient/pat-001").await;
+    assert!(now.get("hobby").is_none());
+}
+
 /// Issue 16, defect 11: only JSON is produced: XML asked for by `_format` or `Accept` is a 406
 /// OperationOutcome (in JSON); plain `application/json` is answered as such.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
