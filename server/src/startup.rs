@@ -218,15 +218,18 @@ pub fn router(state: &AppState) -> Router {
         )
         .nest("/auth", crate::auth::routes())
         // The FHIR layer enforces its own body limit to answer 413 as an OperationOutcome, and
-        // answers axum's own rejections as OperationOutcomes too.
+        // answers axum's own rejections as OperationOutcomes too; a method a route lacks is a
+        // 405 OperationOutcome with `Allow`; only JSON is produced (406 otherwise).
         .nest(
             "/fhir/R4",
             crate::subscriptions::routes()
                 .merge(fhir::routes())
+                .method_not_allowed_fallback(fhir::method_not_allowed)
                 .layer(DefaultBodyLimit::disable())
                 .layer(axum::middleware::map_response(
                     fhir::error::every_error_an_outcome,
-                )),
+                ))
+                .layer(axum::middleware::from_fn(fhir::format::negotiated)),
         )
         .merge(web::routes(state))
         .layer(axum::middleware::from_fn_with_state(

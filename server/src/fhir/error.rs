@@ -27,8 +27,15 @@ pub enum FhirError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// 405 with the methods the route has (`Allow`).
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
+    /// 406: a format other than JSON was asked for (`_format`, `Accept`).
     #[error("{0}")]
-    MethodNotAllowed(String),
+    NotAcceptable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -85,7 +92,8 @@ impl FhirError {
             FhirError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FhirError::Forbidden(_) => StatusCode::FORBIDDEN,
             FhirError::NotFound(_) => StatusCode::NOT_FOUND,
-            FhirError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            FhirError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            FhirError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             FhirError::Conflict(_) => StatusCode::CONFLICT,
             FhirError::Gone(_) => StatusCode::GONE,
             FhirError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -104,7 +112,7 @@ impl FhirError {
             FhirError::Unauthorized(_) => "login",
             FhirError::Forbidden(_) => "forbidden",
             FhirError::NotFound(_) => "not-found",
-            FhirError::MethodNotAllowed(_) => "not-supported",
+            FhirError::MethodNotAllowed { .. } | FhirError::NotAcceptable(_) => "not-supported",
             FhirError::Conflict(_) | FhirError::PreconditionFailed(_) => "conflict",
             FhirError::Gone(_) => "deleted",
             FhirError::PayloadTooLarge(_) => "too-costly",
@@ -172,6 +180,11 @@ impl IntoResponse for FhirError {
         if let Some(retry_after_secs) = self.retry_after_secs() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
+        if let FhirError::MethodNotAllowed { allow, .. } = &self {
+            if !allow.is_empty() {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -209,7 +222,9 @@ pub async fn every_error_an_outcome(response: Response) -> Response {
         StatusCode::UNAUTHORIZED => "login",
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not-found",
-        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => "not-supported",
+        StatusCode::METHOD_NOT_ALLOWED
+        | StatusCode::NOT_ACCEPTABLE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => "not-supported",
         StatusCode::PAYLOAD_TOO_LARGE => "too-costly",
         _ if status.is_client_error() => "processing",
         _ => "exception",

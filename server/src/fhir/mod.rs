@@ -8,7 +8,9 @@
 pub mod bundle;
 pub mod capability;
 pub mod date;
+pub mod elements;
 pub mod error;
+pub mod format;
 pub mod params;
 pub mod search;
 pub mod validate;
@@ -27,7 +29,7 @@ use crate::{
     access::{self, Gate},
     auth::AuthUser,
     state::AppState,
-    store::{Actor, AuditRecord, Stored, WriteOp, Written},
+    store::{Actor, AuditFilter, AuditRecord, HistoryWindow, Stored, WriteOp, Written},
 };
 use error::{operation_outcome, FhirError, Issue, FHIR_JSON};
 use search::SearchQuery;
@@ -46,6 +48,23 @@ pub fn routes() -> Router<AppState> {
         .route("/{rtype}/{id}/_history", get(history))
         .route("/{rtype}/{id}/_history/{vid}", get(vread))
         .fallback(unknown_route)
+}
+
+/// A write to a type only the server writes (AuditEvent): 405 with the methods left.
+fn read_only(rtype: &str, allow: &'static str) -> FhirError {
+    FhirError::MethodNotAllowed {
+        message: format!("{rtype} is read-only: it is written by the server"),
+        allow,
+    }
+}
+
+/// The answer to a method a FHIR route does not have: 405 and an OperationOutcome; axum adds
+/// the route's `Allow`. Set on every FHIR route (`Router::method_not_allowed_fallback`).
+pub async fn method_not_allowed(method: Method, uri: axum::extract::OriginalUri) -> FhirError {
+    FhirError::MethodNotAllowed {
+        message: format!("{method} is not supported on {}", uri.path()),
+        allow: "",
+    }
 }
 
 async fn unknown_route(method: Method) -> FhirError {
@@ -224,7 +243,7 @@ async fn run_search(
     known_type(rtype)?;
     let base = base_url(headers);
     if rtype == "AuditEvent" {
-        return audit_search(state, user, &pairs, &base).await;
+        return audit_search(state, user, &pairs, &base, prefers_strict(headers)).await;
     }
     let query = SearchQuery::parse(rtype, &pairs)
         .map_err(|e| FhirError::BadRequest(e.0))?
@@ -247,11 +266,13 @@ async fn run_search(
             .allowed()
     });
 
-    let self_url = page_url(&base, rtype, &pairs, None);
+    // The links carry only the parameters the search applied (R4: `self` shows what was used).
+    let used = &query.used;
+    let self_url = page_url(&base, rtype, used, None);
     let mut links = vec![("self", self_url)];
     let next_offset = query.offset + query.count;
     if !query.count_only && query.count > 0 && (next_offset as i64) < page.total {
-        links.push(("next", page_url(&base, rtype, &pairs, Some(next_offset))));
+        links.push(("next", page_url(&base, rtype, used, Some(next_offset))));
     }
     if query.offset > 0 {
         links.push((
@@ -259,7 +280,7 @@ async fn run_search(
             page_url(
                 &base,
                 rtype,
-                &pairs,
+                used,
                 Some(query.offset.saturating_sub(query.count)),
             ),
         ));
@@ -385,6 +406,9 @@ async fn vread(
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| FhirError::BadRequest(format!("{vid:?} is not a version id")))?;
+    if rtype == "AuditEvent" {
+        return audit_vread(&state, &user, &id, version).await;
+    }
     // The resource as a whole first: a hidden one answers exactly as an unknown id, whatever
     // the version asked for.
     let newest = state
@@ -419,6 +443,104 @@ async fn vread(
     Ok(resource_response(&stored))
 }
 
+/// The parameters of an instance `_history`: paging and the `_since` / `_at` window.
+struct HistoryQuery {
+    count: usize,
+    offset: usize,
+    /// `_since`: versions with `lastUpdated` at or after it.
+    since: Option<String>,
+    /// `_at`: the versions current at some point of a `[start, end)` range, as
+    /// (`start` + 1 ms, `end`): the version current at `start` is the newest written before
+    /// `start` + 1 ms (stored instants have millisecond precision).
+    at: Option<(String, String)>,
+    /// The parameters applied, for the links.
+    used: Vec<(String, String)>,
+}
+
+impl HistoryQuery {
+    fn parse(pairs: &[(String, String)]) -> Result<Self, FhirError> {
+        let mut query = HistoryQuery {
+            count: search::DEFAULT_COUNT,
+            offset: 0,
+            since: None,
+            at: None,
+            used: Vec::new(),
+        };
+        let instant = |key: &str, value: &str| {
+            date::parse_range(value)
+                .map(|(start, end)| (start, date::format_instant(end)))
+                .ok_or_else(|| {
+                    FhirError::BadRequest(format!(
+                        "{key}={value:?} is not a FHIR instant (e.g. 2026-11-25T08:00:00Z)"
+                    ))
+                })
+        };
+        for (key, value) in pairs {
+            match key.as_str() {
+                "_count" => {
+                    query.count = value
+                        .parse::<usize>()
+                        .map_err(|_| {
+                            FhirError::BadRequest("_count must be a non-negative integer".into())
+                        })?
+                        .min(search::MAX_COUNT)
+                }
+                "_offset" => {
+                    query.offset = value.parse().map_err(|_| {
+                        FhirError::BadRequest("_offset must be a non-negative integer".into())
+                    })?
+                }
+                "_since" => query.since = Some(date::format_instant(instant(key, value)?.0)),
+                "_at" => {
+                    let (start, end) = instant(key, value)?;
+                    let just_after_start = start + chrono::Duration::milliseconds(1);
+                    query.at = Some((date::format_instant(just_after_start), end));
+                }
+                _ => continue,
+            }
+            if !matches!(key.as_str(), "_count" | "_offset") {
+                query.used.push((key.clone(), value.clone()));
+            }
+        }
+        Ok(query)
+    }
+
+    /// Whether the one version of a resource that is never changed (AuditEvent), last updated
+    /// at `last_updated`, falls in the window.
+    fn admits(&self, last_updated: &str) -> bool {
+        self.since
+            .as_deref()
+            .is_none_or(|since| last_updated >= since)
+            && self
+                .at
+                .as_ref()
+                .is_none_or(|(_, end)| last_updated < end.as_str())
+    }
+
+    /// The links of one page of `total` versions at `url`.
+    fn links(&self, url: &str, total: i64) -> Vec<(&'static str, String)> {
+        let with = |offset: Option<usize>| {
+            let mut serializer = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in &self.used {
+                serializer.append_pair(key, value);
+            }
+            if let Some(offset) = offset {
+                serializer.append_pair("_count", &self.count.to_string());
+                serializer.append_pair("_offset", &offset.to_string());
+            }
+            match serializer.finish() {
+                query if query.is_empty() => url.to_owned(),
+                query => format!("{url}?{query}"),
+            }
+        };
+        let mut links = vec![("self", with(None))];
+        if ((self.offset + self.count) as i64) < total {
+            links.push(("next", with(Some(self.offset + self.count))));
+        }
+        links
+    }
+}
+
 async fn history(
     State(state): State<AppState>,
     user: AuthUser,
@@ -428,26 +550,10 @@ async fn history(
 ) -> Result<Response, FhirError> {
     known_type(&rtype)?;
     valid_id(&id)?;
-    let pairs = query_pairs(raw.as_deref());
-    let mut count = search::DEFAULT_COUNT;
-    let mut offset = 0;
-    for (key, value) in &pairs {
-        match key.as_str() {
-            "_count" => {
-                count = value
-                    .parse::<usize>()
-                    .map_err(|_| {
-                        FhirError::BadRequest("_count must be a non-negative integer".into())
-                    })?
-                    .min(search::MAX_COUNT)
-            }
-            "_offset" => {
-                offset = value.parse().map_err(|_| {
-                    FhirError::BadRequest("_offset must be a non-negative integer".into())
-                })?
-            }
-            _ => {}
-        }
+    let query = HistoryQuery::parse(&query_pairs(raw.as_deref()))?;
+    let base = base_url(&headers);
+    if rtype == "AuditEvent" {
+        return audit_history(&state, &user, &id, &query, &base).await;
     }
     let newest = state
         .store
@@ -457,6 +563,26 @@ async fn history(
     let gate = Gate::open(&state, &user).await?;
     let newest_facts = access::Facts::of_stored(&newest);
     gate.release(&newest_facts, None).into_result(&rtype, &id)?;
+    // The window in SQL: `_since` bounds lastUpdated from below; `_at` from above, with the
+    // version current at its start as the floor (versions are numbered in time order).
+    let mut window = HistoryWindow {
+        since: query.since.clone(),
+        before: None,
+        min_version: 0,
+    };
+    if let Some((just_after_start, end)) = &query.at {
+        let current_at_start = HistoryWindow {
+            before: Some(just_after_start.clone()),
+            ..HistoryWindow::default()
+        };
+        window.before = Some(end.clone());
+        window.min_version = state
+            .store
+            .versions_in(&rtype, &id, i64::MAX, 1, &current_at_start)
+            .await?
+            .first()
+            .map_or(0, |version| version.version_id);
+    }
     // Every version is judged on its own (and with the resource as it is now); the page and its
     // total count only the versions that pass, walked in chunks so none is held longer than
     // needed, however long the history.
@@ -466,7 +592,7 @@ async fn history(
     loop {
         let chunk = state
             .store
-            .versions_below(&rtype, &id, below, HISTORY_CHUNK)
+            .versions_in(&rtype, &id, below, HISTORY_CHUNK, &window)
             .await?;
         let Some(last) = chunk.last() else { break };
         below = last.version_id;
@@ -475,7 +601,7 @@ async fn history(
             if !gate.release(&facts, Some(&newest_facts)).allowed() {
                 continue;
             }
-            if total as usize >= offset && versions.len() < count {
+            if total as usize >= query.offset && versions.len() < query.count {
                 versions.push(version);
             }
             total += 1;
@@ -490,15 +616,7 @@ async fn history(
         newest_facts.patient_id.clone(),
         None,
     );
-    let base = base_url(&headers);
-    let self_url = format!("{base}/{rtype}/{id}/_history");
-    let mut links = vec![("self", self_url.clone())];
-    if ((offset + count) as i64) < total {
-        links.push((
-            "next",
-            format!("{self_url}?_count={count}&_offset={}", offset + count),
-        ));
-    }
+    let links = query.links(&format!("{base}/{rtype}/{id}/_history"), total);
     let entries = versions
         .iter()
         .map(|s| bundle::history_entry(&base, s))
@@ -624,7 +742,7 @@ async fn create(
 ) -> Result<Response, FhirError> {
     known_type(&rtype)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let mut resource = read_body(&state, &headers, body).await?;
     validate(&rtype, &resource, Intent::Create, None).map_err(FhirError::Invalid)?;
@@ -668,7 +786,7 @@ async fn update(
     known_type(&rtype)?;
     valid_id(&id)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let if_match = if_match(&headers)?;
     let mut resource = read_body(&state, &headers, body).await?;
@@ -751,7 +869,7 @@ async fn delete(
     known_type(&rtype)?;
     valid_id(&id)?;
     if !capability::writable(&rtype) {
-        return Err(FhirError::MethodNotAllowed(format!("{rtype} is read-only")));
+        return Err(read_only(&rtype, "GET,HEAD"));
     }
     let if_match = if_match(&headers)?;
     let Some((stored, live)) = stored_value(&state, &rtype, &id).await? else {
@@ -790,6 +908,9 @@ async fn delete(
     }
     Ok(response)
 }
+
+/// The one version an AuditEvent has: an audit record is never changed.
+const AUDIT_EVENT_VERSION: i64 = 1;
 
 /// AuditEvent resources are the audit trail, read through the API by admins only.
 fn audit_event(row: &crate::store::AuditRow) -> Value {
@@ -835,7 +956,7 @@ fn audit_event(row: &crate::store::AuditRow) -> Value {
     let mut event = json!({
         "resourceType": "AuditEvent",
         "id": row.id.to_string(),
-        "meta": {"versionId": "1", "lastUpdated": record.ts},
+        "meta": {"versionId": AUDIT_EVENT_VERSION.to_string(), "lastUpdated": record.ts},
         "type": type_coding,
         "subtype": [subtype],
         "action": record.action,
@@ -858,15 +979,39 @@ async fn audit_search(
     user: &AuthUser,
     pairs: &[(String, String)],
     base: &str,
+    strict: bool,
 ) -> Result<Response, FhirError> {
     access::require_admin(user)?;
-    let mut patient = None;
+    let mut filter = AuditFilter::default();
     let mut count = search::DEFAULT_COUNT;
     let mut offset = 0;
     let mut warnings = Vec::new();
+    let mut used = Vec::new();
     for (key, value) in pairs {
         match key.as_str() {
-            "patient" => patient = Some(value.strip_prefix("Patient/").unwrap_or(value).to_owned()),
+            "patient" => {
+                filter.patient_id = Some(value.strip_prefix("Patient/").unwrap_or(value).to_owned())
+            }
+            "_id" => {
+                let values: Vec<&str> = value.split(',').filter(|v| !v.is_empty()).collect();
+                if values.is_empty() {
+                    return Err(FhirError::BadRequest("_id needs a value".into()));
+                }
+                if values.len() > search::MAX_OR_VALUES {
+                    return Err(FhirError::BadRequest(format!(
+                        "_id has {} values; at most {} may be ORed in one parameter",
+                        values.len(),
+                        search::MAX_OR_VALUES
+                    )));
+                }
+                // An audit row's id is a number: any other id names no AuditEvent. Repeated
+                // `_id` parameters are ANDed.
+                let ids: Vec<i64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+                filter.ids = Some(match filter.ids.take() {
+                    Some(before) => before.into_iter().filter(|id| ids.contains(id)).collect(),
+                    None => ids,
+                });
+            }
             "_count" => {
                 count = value
                     .parse::<usize>()
@@ -880,15 +1025,23 @@ async fn audit_search(
                     FhirError::BadRequest("_offset must be a non-negative integer".into())
                 })?
             }
-            other => warnings.push(format!(
-                "unknown search parameter {other:?} for AuditEvent was ignored"
-            )),
+            "_format" | "_pretty" | "_total" => continue,
+            other => {
+                warnings.push(format!(
+                    "unknown search parameter {other:?} for AuditEvent was ignored"
+                ));
+                continue;
+            }
         }
+        used.push((key.clone(), value.clone()));
+    }
+    if strict && !warnings.is_empty() {
+        return Err(FhirError::BadRequest(warnings.join("; ")));
     }
     state.store.flush_audit().await?;
     let (total, rows) = state
         .store
-        .audit_rows(patient.as_deref(), count, offset)
+        .audit_rows_matching(&filter, count, offset)
         .await?;
     let mut entries: Vec<Value> = rows
         .iter()
@@ -907,11 +1060,11 @@ async fn audit_search(
             .collect();
         entries.push(json!({"resource": operation_outcome("warning", &issues), "search": {"mode": "outcome"}}));
     }
-    let mut links = vec![("self", page_url(base, "AuditEvent", pairs, None))];
+    let mut links = vec![("self", page_url(base, "AuditEvent", &used, None))];
     if ((offset + count) as i64) < total && count > 0 {
         links.push((
             "next",
-            page_url(base, "AuditEvent", pairs, Some(offset + count)),
+            page_url(base, "AuditEvent", &used, Some(offset + count)),
         ));
     }
     Ok(fhir_json(
@@ -920,20 +1073,66 @@ async fn audit_search(
     ))
 }
 
-async fn audit_read(state: &AppState, user: &AuthUser, id: &str) -> Result<Response, FhirError> {
+/// One audit row as the AuditEvent it is, after the read's own check (admins only): read,
+/// vread and `_history` of an AuditEvent are all decided by this one check.
+async fn audit_stored(state: &AppState, user: &AuthUser, id: &str) -> Result<Stored, FhirError> {
     access::require_admin(user)?;
-    let row_id: i64 = id
-        .parse()
-        .map_err(|_| FhirError::NotFound(format!("AuditEvent/{id} is not known")))?;
+    let not_known = || FhirError::NotFound(format!("AuditEvent/{id} is not known"));
+    let row_id: i64 = id.parse().map_err(|_| not_known())?;
     state.store.flush_audit().await?;
-    let row = state
-        .store
-        .audit_row(row_id)
-        .await?
-        .ok_or_else(|| FhirError::NotFound(format!("AuditEvent/{id} is not known")))?;
-    let mut response = fhir_json(StatusCode::OK, audit_event(&row).to_string());
-    response
-        .headers_mut()
-        .insert(header::ETAG, HeaderValue::from_static("W/\"1\""));
-    Ok(response)
+    let row = state.store.audit_row(row_id).await?.ok_or_else(not_known)?;
+    Ok(Stored {
+        resource_type: "AuditEvent".into(),
+        id: row.id.to_string(),
+        version_id: AUDIT_EVENT_VERSION,
+        last_updated: row.record.ts.clone(),
+        deleted: false,
+        json: audit_event(&row).to_string().into(),
+    })
+}
+
+async fn audit_read(state: &AppState, user: &AuthUser, id: &str) -> Result<Response, FhirError> {
+    let stored = audit_stored(state, user, id).await?;
+    Ok(resource_response(&stored))
+}
+
+async fn audit_vread(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+    version: i64,
+) -> Result<Response, FhirError> {
+    let stored = audit_stored(state, user, id).await?;
+    if version != stored.version_id {
+        return Err(FhirError::NotFound(format!(
+            "AuditEvent/{id} has no version {version}"
+        )));
+    }
+    Ok(resource_response(&stored))
+}
+
+/// The history of an AuditEvent: its one version, if the window admits it.
+async fn audit_history(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+    query: &HistoryQuery,
+    base: &str,
+) -> Result<Response, FhirError> {
+    let stored = audit_stored(state, user, id).await?;
+    let versions: Vec<&Stored> = std::iter::once(&stored)
+        .filter(|version| query.admits(&version.last_updated))
+        .collect();
+    let total = versions.len() as i64;
+    let entries = versions
+        .into_iter()
+        .skip(query.offset)
+        .take(query.count)
+        .map(|version| bundle::history_entry(base, version))
+        .collect();
+    let links = query.links(&format!("{base}/AuditEvent/{id}/_history"), total);
+    Ok(fhir_json(
+        StatusCode::OK,
+        bundle::bundle("history", Some(total), links, entries).to_string(),
+    ))
 }

@@ -388,22 +388,26 @@ pub fn split_reference(reference: &str) -> Option<(String, String)> {
     Some((rtype.to_owned(), id.to_owned()))
 }
 
-/// String values as indexed (lower-cased for case-insensitive prefix search).
+/// String values as indexed for the default search: lower-cased, for case-insensitive prefix
+/// matching.
 pub fn strings_of(value: &Value) -> Vec<String> {
+    strings_as_written(value)
+        .into_iter()
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// String values exactly as written, for `:exact` (case and accents matter).
+pub fn strings_as_written(value: &Value) -> Vec<&str> {
     match value {
-        Value::String(text) => vec![text.to_lowercase()],
+        Value::String(text) => vec![text.as_str()],
         Value::Object(map) => {
             // HumanName / Address-like: every string part.
             let mut out = Vec::new();
             for key in ["text", "family", "given", "prefix", "suffix"] {
                 match map.get(key) {
-                    Some(Value::String(text)) => out.push(text.to_lowercase()),
-                    Some(Value::Array(items)) => out.extend(
-                        items
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_lowercase),
-                    ),
+                    Some(Value::String(text)) => out.push(text.as_str()),
+                    Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
                     _ => {}
                 }
             }

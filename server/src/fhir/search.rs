@@ -42,6 +42,9 @@ pub struct SearchQuery {
     pub owner: Option<String>,
     /// Parameters we ignored, with why; reported as an OperationOutcome entry.
     pub warnings: Vec<String>,
+    /// The parameters the search actually applied, as the `self` link shows them (R4 search
+    /// §3.1.1.5.1: only what was used; what was ignored is in the OperationOutcome entry).
+    pub used: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +143,7 @@ impl SearchQuery {
             count_only: false,
             owner: None,
             warnings: Vec::new(),
+            used: Vec::new(),
         };
         // Values used so far, against MAX_QUERY_VALUES; distinct include values.
         let mut used = 0;
@@ -162,6 +166,8 @@ impl SearchQuery {
                         ));
                     }
                     query.count = count.min(MAX_COUNT);
+                    query.used.push((key.clone(), query.count.to_string()));
+                    continue;
                 }
                 "_offset" => {
                     query.offset = value.parse().map_err(|_| {
@@ -196,9 +202,12 @@ impl SearchQuery {
                 "_summary" => match value.as_str() {
                     "count" => query.count_only = true,
                     "false" => {}
-                    other => query.warnings.push(format!(
-                        "_summary={other} is not supported; returning full resources"
-                    )),
+                    other => {
+                        query.warnings.push(format!(
+                            "_summary={other} is not supported; returning full resources"
+                        ));
+                        continue;
+                    }
                 },
                 "_id" => {
                     reject_modifier(key, modifier)?;
@@ -213,7 +222,7 @@ impl SearchQuery {
                         values: parse_dates(key, &bounded_values(key, value, &mut used)?)?,
                     });
                 }
-                name if IGNORED.contains(&name) => {}
+                name if IGNORED.contains(&name) => continue,
                 name => match params::find(resource_type, name) {
                     Some(param) => query.clauses.push(parse_clause(
                         param,
@@ -221,11 +230,15 @@ impl SearchQuery {
                         modifier,
                         bounded_values(key, value, &mut used)?,
                     )?),
-                    None => query.warnings.push(format!(
-                        "unknown search parameter {key:?} for {resource_type} was ignored"
-                    )),
+                    None => {
+                        query.warnings.push(format!(
+                            "unknown search parameter {key:?} for {resource_type} was ignored"
+                        ));
+                        continue;
+                    }
                 },
             }
+            query.used.push((key.clone(), value.clone()));
         }
         // A parameter repeated a thousand times is reported once.
         let mut seen = std::collections::HashSet::new();
@@ -540,6 +553,27 @@ mod tests {
         );
         assert!(
             SearchQuery::parse("Observation", &pairs(&[("patient", "Practitioner/x")])).is_err()
+        );
+    }
+
+    #[test]
+    fn only_the_parameters_used_are_kept_for_the_self_link() {
+        let query = SearchQuery::parse(
+            "Patient",
+            &pairs(&[
+                ("foo", "bar"),
+                ("family", "Whitfield"),
+                ("_elements", "id"),
+                ("_format", "json"),
+                ("_summary", "data"),
+                ("_revinclude", "Encounter:patient"),
+                ("_count", "5000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            query.used,
+            pairs(&[("family", "Whitfield"), ("_count", "1000")])
         );
     }
 

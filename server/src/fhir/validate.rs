@@ -1,7 +1,7 @@
 //! Basic FHIR R4 validation of an incoming resource, before anything touches the store.
 //!
 //! Checks the JSON rules of the FHIR format (no nulls, no empty values), `resourceType` and `id`,
-//! the element types the typed views in `app::fhir` read, the required elements (cardinality
+//! that every element is one R4 defines for the type (`elements`), the element types the typed views in `app::fhir` read, the required elements (cardinality
 //! 1..) and the required value sets of status-like codes. Pure; never panics on input. Whether
 //! references resolve is the store's business (inside the write transaction).
 
@@ -78,6 +78,8 @@ pub fn validate(
         }
     }
     json_rules(body, resource_type, &mut issues);
+    // An element R4 does not define would be stored and served back to clients that refuse it.
+    issues.extend(super::elements::unknown_elements(resource_type, body));
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -634,6 +636,68 @@ mod tests {
         let flag = json!({"resourceType": "Flag", "status": "active", "code": {"text": "Fall risk"},
             "subject": {"reference": "Patient/p"}, "period": {"start": "2026-13-01"}});
         assert!(validate("Flag", &flag, Intent::Create, None).is_err());
+    }
+
+    #[test]
+    fn what_the_clinical_ui_writes_passes() {
+        use app::{api::PractitionerRef, clinical, records::Record};
+        let me = PractitionerRef {
+            reference: "Practitioner/prac-chen".into(),
+            display: "Dr. Maya Chen".into(),
+        };
+        let now = "2026-11-25T08:00:00.000Z";
+        let patient = ("pat-001", "Ada Whitfield");
+        let order = clinical::service_request(
+            &app::catalogue::ORDERS[0],
+            "routine",
+            patient,
+            Some(&me),
+            now,
+            "t1",
+        );
+        let prescription = clinical::medication_request(
+            &app::catalogue::FORMULARY[0],
+            patient,
+            Some(&me),
+            now,
+            "t2",
+        );
+        let record = Record {
+            resource_type: "MedicationRequest".into(),
+            id: "mr-1".into(),
+            version: 1,
+            json: std::sync::Arc::new(prescription.clone()),
+        };
+        let note = clinical::note("Progress note", "Stable.", patient, Some(&me), now, "t3");
+        let writes = [
+            clinical::with_status(&order, "revoked"),
+            order,
+            prescription,
+            clinical::acknowledgement_task("Observation/obs-1", "Patient/pat-001", Some(&me), now),
+            clinical::verification_task(&record, Some(&me), now),
+            clinical::dispense(&record, Some(&me), now),
+            clinical::signed(&clinical::with_note_text(&note, "Better."), Some(&me)),
+            note,
+        ];
+        for body in writes {
+            let rtype = body["resourceType"].as_str().unwrap().to_owned();
+            assert_eq!(
+                validate(&rtype, &body, Intent::Create, None),
+                Ok(()),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_elements_are_refused_with_their_path() {
+        let mut body = order();
+        body["favouriteColour"] = json!("green");
+        let issues = validate("ServiceRequest", &body, Intent::Create, None).unwrap_err();
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("ServiceRequest.favouriteColour")
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ pub const INDEX_VERSION: &str = "2";
 /// Index rows of one resource version.
 #[derive(Debug, Default, PartialEq)]
 pub struct IndexEntries {
-    /// (param, system, value) for token, string and reference parameters.
+    /// (param, system, value) for token, string and reference parameters. A string value has
+    /// two rows: system `""` with the lower-cased text (prefix search) and system
+    /// [`EXACT_SYSTEM`] with the text as written (`:exact`).
     pub values: Vec<(&'static str, String, String)>,
     /// (param, start, end) inclusive UTC ranges for date parameters.
     pub dates: Vec<(&'static str, String, String)>,
@@ -27,6 +29,10 @@ pub struct IndexEntries {
 /// can keep to one owner's Subscriptions in SQL. Clients cannot name it: it is no search
 /// parameter of `fhir::params`.
 pub const OWNER_PARAM: &str = "_owner";
+
+/// The `system` of a string parameter's row that holds the text as written, for `:exact`; the
+/// row with system `""` holds it lower-cased. (String parameters have no system of their own.)
+pub const EXACT_SYSTEM: &str = "exact";
 
 pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
     let mut entries = IndexEntries::default();
@@ -50,11 +56,18 @@ pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
                             .into_iter()
                             .map(|(system, code)| (param.name, system, code)),
                     ),
-                    Kind::String => entries.values.extend(
-                        params::strings_of(value)
-                            .into_iter()
-                            .map(|text| (param.name, String::new(), text)),
-                    ),
+                    Kind::String => {
+                        entries.values.extend(
+                            params::strings_of(value)
+                                .into_iter()
+                                .map(|text| (param.name, String::new(), text)),
+                        );
+                        entries.values.extend(
+                            params::strings_as_written(value)
+                                .into_iter()
+                                .map(|text| (param.name, EXACT_SYSTEM.to_owned(), text.to_owned())),
+                        );
+                    }
                     Kind::Reference => {
                         if let Some((rtype, id)) = params::reference_of(value) {
                             entries.values.push((param.name, rtype, id));
@@ -111,6 +124,24 @@ mod tests {
             entries.sort_date.as_deref(),
             Some("2026-11-24T08:00:00.000Z")
         );
+    }
+
+    #[test]
+    fn strings_are_indexed_lower_cased_and_as_written() {
+        let patient = json!({"resourceType": "Patient",
+            "name": [{"family": "Whitfield", "given": ["Ada", "Mae"]}]});
+        let entries = index_entries("Patient", &patient);
+        for (system, text) in [("", "whitfield"), (EXACT_SYSTEM, "Whitfield")] {
+            assert!(entries
+                .values
+                .contains(&("family", system.into(), text.into())));
+        }
+        assert!(entries
+            .values
+            .contains(&("given", EXACT_SYSTEM.into(), "Mae".into())));
+        assert!(!entries
+            .values
+            .contains(&("family", EXACT_SYSTEM.into(), "whitfield".into())));
     }
 
     #[test]

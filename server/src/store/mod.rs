@@ -47,6 +47,24 @@ pub struct Stored {
     pub json: Arc<str>,
 }
 
+/// Which versions of one resource `_history` reads: `since` (inclusive) and `before`
+/// (exclusive) bound `lastUpdated`, in the stored fixed-width UTC text form; versions below
+/// `min_version` are left out (`_at`: the version current at the window's start is its floor).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryWindow {
+    pub since: Option<String>,
+    pub before: Option<String>,
+    pub min_version: i64,
+}
+
+/// Which audit rows an `AuditEvent` search selects; `None` selects on nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    pub patient_id: Option<String>,
+    /// `_id`: the rows with these ids (an empty list selects none).
+    pub ids: Option<Vec<i64>>,
+}
+
 /// Who is writing or reading, for the event log and the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
@@ -423,7 +441,20 @@ impl Store {
         below: i64,
         limit: usize,
     ) -> Result<Vec<Stored>, StoreError> {
-        on_backend!(self.versions_below(resource_type, id, below, limit))
+        self.versions_in(resource_type, id, below, limit, &HistoryWindow::default())
+            .await
+    }
+
+    /// As [`Store::versions_below`], of the versions inside `window` only (`_since`, `_at`).
+    pub async fn versions_in(
+        &self,
+        resource_type: &str,
+        id: &str,
+        below: i64,
+        limit: usize,
+        window: &HistoryWindow,
+    ) -> Result<Vec<Stored>, StoreError> {
+        on_backend!(self.versions_below(resource_type, id, below, limit, window))
     }
 
     pub async fn search(
@@ -561,7 +592,21 @@ impl Store {
         count: usize,
         offset: usize,
     ) -> Result<(i64, Vec<AuditRow>), StoreError> {
-        on_backend!(self.audit_rows(patient_id, count, offset))
+        let filter = AuditFilter {
+            patient_id: patient_id.map(str::to_owned),
+            ids: None,
+        };
+        self.audit_rows_matching(&filter, count, offset).await
+    }
+
+    /// The total and one page (newest first) of the audit rows `filter` selects.
+    pub async fn audit_rows_matching(
+        &self,
+        filter: &AuditFilter,
+        count: usize,
+        offset: usize,
+    ) -> Result<(i64, Vec<AuditRow>), StoreError> {
+        on_backend!(self.audit_rows(filter, count, offset))
     }
 
     pub async fn audit_row(&self, id: i64) -> Result<Option<AuditRow>, StoreError> {

@@ -7,7 +7,10 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{index::OWNER_PARAM, StoreError, Visibility};
+use super::{
+    index::{EXACT_SYSTEM, OWNER_PARAM},
+    AuditFilter, StoreError, Visibility,
+};
 use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery, MAX_INCLUDED};
 
 /// `rtype = ? AND deleted = 0 AND <clauses> AND <visibility>`.
@@ -35,6 +38,34 @@ pub(super) fn push_filters<'a, DB>(
     }
     sql.push(" AND ");
     push_visibility(sql, visibility);
+}
+
+/// The `WHERE` of an `AuditEvent` search over `audit_log`.
+pub(super) fn push_audit_filter<'a, DB>(sql: &mut QueryBuilder<'a, DB>, filter: &AuditFilter)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    sql.push("1 = 1");
+    if let Some(patient) = &filter.patient_id {
+        sql.push(" AND patient_id = ");
+        sql.push_bind(patient.clone());
+    }
+    match filter.ids.as_deref() {
+        None => {}
+        Some([]) => {
+            sql.push(" AND 1 = 0");
+        }
+        Some(ids) => {
+            sql.push(" AND id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            sql.push(")");
+        }
+    }
 }
 
 /// Fails a search whose `_include` would add more than [`MAX_INCLUDED`] resources to a page.
@@ -151,7 +182,11 @@ where
             values,
             exact,
         } => {
+            // `:exact` compares with the text as written (`=` is case-sensitive in both
+            // dialects); the default search with the lower-cased rows.
             push_exists_index(sql, param);
+            sql.push(" AND s.system = ");
+            sql.push_bind(if *exact { EXACT_SYSTEM } else { "" }.to_owned());
             sql.push(" AND (");
             for (i, value) in values.iter().enumerate() {
                 if i > 0 {
@@ -159,7 +194,7 @@ where
                 }
                 if *exact {
                     sql.push("s.value = ");
-                    sql.push_bind(value.to_lowercase());
+                    sql.push_bind(value.clone());
                 } else {
                     let escaped = value
                         .to_lowercase()

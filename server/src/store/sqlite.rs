@@ -16,10 +16,11 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{check_included, push_filters, push_visibility};
+use super::sql::{check_included, push_audit_filter, push_filters, push_visibility};
 use super::{
-    index::index_entries, literal_references, Actor, AuditRecord, AuditRow, EventRecord,
-    ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState, Visibility, WriteOp, Written,
+    index::index_entries, literal_references, Actor, AuditFilter, AuditRecord, AuditRow,
+    EventRecord, HistoryWindow, ReadOutcome, SearchPage, StoreError, Stored, SubscriptionState,
+    Visibility, WriteOp, Written,
 };
 use crate::fhir::{
     date::format_instant,
@@ -218,15 +219,21 @@ impl SqliteStore {
         id: &str,
         below: i64,
         limit: usize,
+        window: &HistoryWindow,
     ) -> Result<Vec<Stored>, StoreError> {
         let rows: Vec<(i64, String, bool, String)> = sqlx::query_as(
             "SELECT version_id, last_updated, deleted, content FROM resource_history
-             WHERE rtype = ? AND id = ? AND version_id < ? ORDER BY version_id DESC LIMIT ?",
+             WHERE rtype = ?1 AND id = ?2 AND version_id < ?3 AND version_id >= ?5
+               AND (?6 IS NULL OR last_updated >= ?6) AND (?7 IS NULL OR last_updated < ?7)
+             ORDER BY version_id DESC LIMIT ?4",
         )
         .bind(resource_type)
         .bind(id)
         .bind(below)
         .bind(limit as i64)
+        .bind(window.min_version)
+        .bind(window.since.as_deref())
+        .bind(window.before.as_deref())
         .fetch_all(&self.readers)
         .await?;
         Ok(rows
@@ -572,25 +579,23 @@ impl SqliteStore {
 
     pub async fn audit_rows(
         &self,
-        patient_id: Option<&str>,
+        filter: &AuditFilter,
         count: usize,
         offset: usize,
     ) -> Result<(i64, Vec<AuditRow>), StoreError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit_log WHERE (?1 IS NULL OR patient_id = ?1)",
-        )
-        .bind(patient_id)
-        .fetch_one(&self.readers)
-        .await?;
-        let rows = sqlx::query(
+        let mut total = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM audit_log WHERE ");
+        push_audit_filter(&mut total, filter);
+        let total: i64 = total.build_query_scalar().fetch_one(&self.readers).await?;
+        let mut page = QueryBuilder::<Sqlite>::new(
             "SELECT id, ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source
-             FROM audit_log WHERE (?1 IS NULL OR patient_id = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
-        )
-        .bind(patient_id)
-        .bind(count as i64)
-        .bind(offset as i64)
-        .fetch_all(&self.readers)
-        .await?;
+             FROM audit_log WHERE ",
+        );
+        push_audit_filter(&mut page, filter);
+        page.push(" ORDER BY id DESC LIMIT ");
+        page.push_bind(count as i64);
+        page.push(" OFFSET ");
+        page.push_bind(offset as i64);
+        let rows = page.build().fetch_all(&self.readers).await?;
         Ok((total, rows.iter().map(audit_from_row).collect()))
     }
 

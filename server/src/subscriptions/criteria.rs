@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{
     fhir::search::{Clause, DateValue, Prefix, SearchQuery},
-    store::index::{index_entries, IndexEntries},
+    store::index::{index_entries, IndexEntries, EXACT_SYSTEM},
 };
 
 /// Parameters that shape a result page and mean nothing for a notification.
@@ -151,13 +151,14 @@ fn clause_matches(
             .values
             .iter()
             .filter(|(name, _, _)| name == param)
-            .any(|(_, _, text)| {
+            .any(|(_, system, text)| {
+                // `:exact` compares with the text as written; otherwise a case-insensitive
+                // prefix of the lower-cased rows, as in SQL.
                 values.iter().any(|wanted| {
-                    let wanted = wanted.to_lowercase();
                     if *exact {
-                        *text == wanted
+                        system == EXACT_SYSTEM && text == wanted
                     } else {
-                        text.starts_with(&wanted)
+                        system.is_empty() && text.starts_with(&wanted.to_lowercase())
                     }
                 })
             }),
@@ -193,6 +194,21 @@ fn date_matches(ts: &str, te: &str, value: &DateValue) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn exact_strings_match_case_as_the_search_does() {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": "Whitfield"}]});
+        let matches = |criteria: &str| {
+            Criteria::parse(criteria)
+                .unwrap()
+                .matches("Patient", "p1", &patient)
+        };
+        assert!(matches("Patient?family:exact=Whitfield"));
+        assert!(!matches("Patient?family:exact=whitfield"));
+        assert!(!matches("Patient?family:exact=Whit"));
+        assert!(matches("Patient?family=whit"));
+        assert!(matches("Patient?family=WHIT"));
+    }
 
     fn potassium(patient: &str, value: f64, code: &str) -> Value {
         json!({

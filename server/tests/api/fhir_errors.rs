@@ -338,3 +338,229 @@ async fn rejections_before_any_handler_are_operation_outcomes_too() {
         "{bundle}"
     );
 }
+
+/// Issue 16, defect 8: a method a FHIR route lacks is a 405 OperationOutcome with `Allow`, on
+/// instances, types, `_search`, history and operations alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_a_route_lacks_is_a_405_outcome_with_allow() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    let cases = [
+        (Method::PATCH, "/fhir/R4/Patient/pat-001"),
+        (Method::POST, "/fhir/R4/Patient/pat-001"),
+        (Method::PUT, "/fhir/R4/Patient"),
+        (Method::DELETE, "/fhir/R4/Patient"),
+        (Method::PATCH, "/fhir/R4/Patient"),
+        (Method::GET, "/fhir/R4/Patient/_search"),
+        (Method::DELETE, "/fhir/R4/Patient/_search"),
+        (Method::POST, "/fhir/R4/Patient/pat-001/_history"),
+        (Method::DELETE, "/fhir/R4/Patient/pat-001/_history/1"),
+        (Method::POST, "/fhir/R4/metadata"),
+        (Method::DELETE, "/fhir/R4/metadata"),
+        (Method::PUT, "/fhir/R4/Subscription/sub-1/$events"),
+        (
+            Method::DELETE,
+            "/fhir/R4/Subscription/sub-1/$get-ws-binding-token",
+        ),
+        (Method::POST, "/fhir/R4/AuditEvent"),
+        (Method::PUT, "/fhir/R4/AuditEvent/1"),
+        (Method::DELETE, "/fhir/R4/AuditEvent/1"),
+    ];
+    for (method, path) in cases {
+        let body = json!({"resourceType": "AuditEvent", "id": "1"});
+        let response = app.request(method.clone(), &token, path, Some(&body)).await;
+        let what = format!("{method} {path}");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{what}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json"),
+            "{what}"
+        );
+        let allow = response
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("{what} has no Allow"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            allow.contains("GET") || allow.contains("POST"),
+            "{what}: {allow}"
+        );
+        assert!(
+            !allow.split(',').any(|m| m.trim() == method.as_str()),
+            "{what}: Allow {allow} names the refused method"
+        );
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{what}");
+        assert_eq!(outcome["issue"][0]["code"], "not-supported", "{what}");
+    }
+}
+
+/// Issue 16, defect 9: an element R4 does not define is refused with its path, on create and
+/// update, at the top and inside datatypes, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_elements_are_refused_with_their_path() {
+    let app = spawn_app().await;
+    let admin = app.token("admin").await;
+    let doctor = app.token("dr.chen").await;
+    let patients_before = app.footprint("Patient").await;
+    for (body, expression) in [
+        (
+            json!({"resourceType": "Patient", "name": [{"family": "Hue"}], "favouriteColour": "green"}),
+            "Patient.favouriteColour",
+        ),
+        (
+            json!({"resourceType": "Patient", "name": [{"family": "Hue", "nickname": "H"}]}),
+            "Patient.name[0].nickname",
+        ),
+    ] {
+        let response = app.post(&admin, "/fhir/R4/Patient", &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        let issue = outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["expression"] == json!([expression]))
+            .unwrap_or_else(|| panic!("no issue names {expression}: {outcome}"));
+        assert_eq!(issue["severity"], "error");
+    }
+    assert_eq!(app.footprint("Patient").await, patients_before);
+
+    // An update is held to the same rule; a primitive's extension and extensions are known.
+    let mut order = order("pat-001");
+    order["colour"] = json!("red");
+    let outcome = expect_rejected(
+        &app,
+        &doctor,
+        reqwest::Method::POST,
+        "/fhir/R4/ServiceRequest",
+        FHIR,
+        order.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        outcome["issue"][0]["expression"],
+        json!(["ServiceRequest.colour"])
+    );
+    let (_, stored) = app.get_json(&admin, "/fhir/R4/Patient/pat-001").await;
+    let mut changed = stored.clone();
+    changed["_birthDate"] =
+        json!({"extension": [{"url": "http://example.org/t", "valueTime": "08:00:00"}]});
+    changed["extension"] = json!([{"url": "http://example.org/x", "valueString": "y"}]);
+    let response = app.put(&admin, "/fhir/R4/Patient/pat-001", &changed).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut unknown = stored;
+    unknown["hobby"] = json!("chess");
+    let response = app.put(&admin, "/fhir/R4/Patient/pat-001", &unknown).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (_, now) = app.get_json(&admin, "/fhir/R4/Patient/pat-001").await;
+    assert!(now.get("hobby").is_none());
+}
+
+/// Issue 16, defect 11: only JSON is produced: XML asked for by `_format` or `Accept` is a 406
+/// OperationOutcome (in JSON); plain `application/json` is answered as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_json_is_produced_and_plain_json_is_labelled_so() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    let get = |path: &'static str, accept: Option<&'static str>| {
+        let mut request = app.client.get(app.url(path)).bearer_auth(&token);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send()
+    };
+    let content_type = |response: &reqwest::Response| {
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    for (path, accept) in [
+        ("/fhir/R4/Patient/pat-001?_format=xml", None),
+        (
+            "/fhir/R4/Patient/pat-001?_format=application/fhir%2Bxml",
+            None,
+        ),
+        ("/fhir/R4/Patient/pat-001", Some("application/fhir+xml")),
+        (
+            "/fhir/R4/Patient?gender=female",
+            Some("application/xml, text/xml"),
+        ),
+        ("/fhir/R4/metadata?_format=xml", None),
+        (
+            "/fhir/R4/Patient/pat-001?_format=json",
+            Some("application/fhir+xml"),
+        ),
+    ] {
+        let response = get(path, accept).await.unwrap();
+        if path.ends_with("_format=json") {
+            // `_format` wins over `Accept`.
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            continue;
+        }
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_ACCEPTABLE,
+            "{path} {accept:?}"
+        );
+        assert!(content_type(&response).starts_with("application/fhir+json"));
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        assert_eq!(outcome["issue"][0]["code"], "not-supported");
+    }
+    for (path, accept, expected) in [
+        ("/fhir/R4/Patient/pat-001", None, "application/fhir+json"),
+        (
+            "/fhir/R4/Patient/pat-001",
+            Some("application/fhir+json"),
+            "application/fhir+json",
+        ),
+        (
+            "/fhir/R4/Patient/pat-001",
+            Some("*/*"),
+            "application/fhir+json",
+        ),
+        (
+            "/fhir/R4/Patient/pat-001",
+            Some("application/json"),
+            "application/json",
+        ),
+        (
+            "/fhir/R4/Patient/pat-001?_format=json",
+            None,
+            "application/json",
+        ),
+        (
+            "/fhir/R4/Patient/pat-001?_format=application/json",
+            None,
+            "application/json",
+        ),
+        (
+            "/fhir/R4/metadata",
+            Some("application/json"),
+            "application/json",
+        ),
+        (
+            "/fhir/R4/Patient/no-such-patient",
+            Some("application/json"),
+            "application/json",
+        ),
+    ] {
+        let response = get(path, accept).await.unwrap();
+        let label = content_type(&response);
+        assert!(
+            label.split(';').next() == Some(expected),
+            "{path} {accept:?}: {label}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["resourceType"].is_string(), "{path}");
+    }
+}

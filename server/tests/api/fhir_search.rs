@@ -368,3 +368,174 @@ async fn included_rows_per_page_are_bounded_with_a_400_that_names_the_limit() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(diagnostics(&outcome).contains("1000"), "{outcome}");
 }
+
+/// Issue 16, defect 6: `self` (and `next`) show only the parameters the search applied; what it
+/// ignored is reported in the OperationOutcome entry instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_link_shows_only_the_parameters_used() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    let (status, bundle) = app
+        .get_json(
+            &token,
+            "/fhir/R4/Patient?foo=bar&_elements=id&gender=female&_pretty=true&_count=1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let link = |relation: &str| {
+        bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == relation)
+            .map(|l| l["url"].as_str().unwrap().to_owned())
+    };
+    let self_link = link("self").unwrap();
+    assert!(
+        self_link.ends_with("/fhir/R4/Patient?gender=female&_count=1"),
+        "{self_link}"
+    );
+    let next = link("next").expect("more than one female patient");
+    assert!(
+        next.ends_with("/fhir/R4/Patient?gender=female&_count=1&_offset=1"),
+        "{next}"
+    );
+    let outcome = entries(&bundle, "outcome");
+    let reported = outcome[0]["issue"].to_string();
+    assert!(
+        reported.contains("foo") && reported.contains("_elements"),
+        "{reported}"
+    );
+}
+
+/// Creates a Patient with `family` as written; returns its id.
+async fn patient_named(app: &TestApp, token: &str, family: &str, given: &str) -> String {
+    let response = app
+        .post(
+            token,
+            "/fhir/R4/Patient",
+            &json!({"resourceType": "Patient", "name": [{"family": family, "given": [given]}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The ids of every match of `query`, following `next` links, and the first page's total.
+async fn all_matches(app: &TestApp, token: &str, query: &str) -> (i64, Vec<String>) {
+    let (status, mut bundle) = app.get_json(token, query).await;
+    assert_eq!(status, StatusCode::OK, "{query}");
+    let total = bundle["total"].as_i64().unwrap();
+    let mut ids = Vec::new();
+    loop {
+        ids.extend(
+            entries(&bundle, "match")
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+        let next = bundle["link"].as_array().and_then(|links| {
+            links
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .map(|l| l["url"].as_str().unwrap().to_owned())
+        });
+        let Some(next) = next else { break };
+        let path = next[next.find("/fhir/R4").unwrap()..].to_owned();
+        bundle = app.get_json(token, &path).await.1;
+    }
+    ids.sort();
+    (total, ids)
+}
+
+/// Issue 16, defect 7: `:exact` is case-sensitive, filtered in SQL, so totals and pages are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_string_search_matches_case_in_sql_with_right_totals_and_pages() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    let mut upper = Vec::new();
+    for given in ["Ada", "Bea", "Cleo"] {
+        upper.push(patient_named(&app, &token, "Quillfeather", given).await);
+    }
+    upper.sort();
+    let mut lower = Vec::new();
+    for given in ["dora", "eve"] {
+        lower.push(patient_named(&app, &token, "quillfeather", given).await);
+    }
+    lower.sort();
+
+    let (total, ids) = all_matches(
+        &app,
+        &token,
+        "/fhir/R4/Patient?family:exact=Quillfeather&_count=2",
+    )
+    .await;
+    assert_eq!((total, &ids), (3, &upper));
+    let (total, ids) = all_matches(
+        &app,
+        &token,
+        "/fhir/R4/Patient?family:exact=quillfeather&_count=1",
+    )
+    .await;
+    assert_eq!((total, &ids), (2, &lower));
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?family:exact=QUILLFEATHER").await;
+    assert_eq!(total, 0);
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?family:exact=Quill").await;
+    assert_eq!(total, 0, ":exact is not a prefix match");
+    // The default search still ignores case and matches prefixes.
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?family=QUILL&_count=1").await;
+    assert_eq!(total, 5);
+    // given and name (every part of a HumanName) likewise.
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?given:exact=Ada").await;
+    assert_eq!(total, 1);
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?given:exact=ada").await;
+    assert_eq!(total, 0);
+    let (total, _) = all_matches(&app, &token, "/fhir/R4/Patient?name:exact=eve").await;
+    assert_eq!(total, 1);
+}
+
+/// Issue 16, defect 7: a database written before the exact-case rows existed gets them from the
+/// migration (its rows removed and the migration forgotten, then the server started again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_gives_existing_databases_their_exact_case_rows() {
+    let app = spawn_app().await;
+    let token = app.token("admin").await;
+    patient_named(&app, &token, "Quillfeather", "Ada").await;
+    let url = app.state.config.database_url.clone();
+    let forget = [
+        "DELETE FROM search_index WHERE system = 'exact'",
+        "DELETE FROM _sqlx_migrations WHERE description = 'exact string index'",
+    ];
+    if crate::POSTGRES {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        for statement in forget {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    } else {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        for statement in forget {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    }
+    let exact = "/fhir/R4/Patient?family:exact=Quillfeather&_summary=count";
+    let location = "/fhir/R4/Location?name:exact=4 West Medical&_summary=count";
+    assert_eq!(app.get_json(&token, exact).await.1["total"], 0);
+    assert_eq!(app.get_json(&token, location).await.1["total"], 0);
+    // `app` stays up: its temporary directory holds the SQLite file.
+
+    let again = crate::helpers::spawn_with(|config| {
+        config.database_url = url;
+        config.seed_demo = false;
+    })
+    .await;
+    let token = again.token("admin").await;
+    assert_eq!(again.get_json(&token, exact).await.1["total"], 1);
+    assert_eq!(again.get_json(&token, location).await.1["total"], 1);
+    let (_, practitioners) = again
+        .get_json(
+            &token,
+            "/fhir/R4/Practitioner?name:exact=Chen&_summary=count",
+        )
+        .await;
+    assert_eq!(practitioners["total"], 1);
+}

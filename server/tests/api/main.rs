@@ -7,6 +7,7 @@ pub const POSTGRES: bool = false;
 
 mod access;
 mod auth;
+mod capability;
 mod critical_index;
 mod event_log;
 mod fhir_crud;

@@ -1,6 +1,7 @@
 //! The store, realtime and subscription suites again, on PostgreSQL: one throwaway cluster per
 //! run of this binary (started by the first test, stopped at exit), one database per test. Plus
-//! the scenarios only several nodes have (`multinode`).
+//! the CapabilityStatement check (every search parameter in PostgreSQL's SQL) and the scenarios
+//! only several nodes have (`multinode`).
 
 /// Which backend `helpers::spawn_app` gives each test.
 pub const POSTGRES: bool = true;
@@ -9,6 +10,8 @@ pub const POSTGRES: bool = true;
 mod access;
 #[path = "../api/auth.rs"]
 mod auth;
+#[path = "../api/capability.rs"]
+mod capability;
 #[path = "../api/critical_index.rs"]
 mod critical_index;
 #[path = "../api/event_log.rs"]
