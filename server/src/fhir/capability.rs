@@ -57,6 +57,9 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
             if !includes.is_empty() {
                 resource["searchInclude"] = json!(includes);
             }
+            if *rtype == "Subscription" {
+                subscription_claims(&mut resource);
+            }
             resource
         })
         .collect();
@@ -68,6 +71,7 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
         "kind": "instance",
         "software": {"name": "Rounds", "version": software_version},
         "implementation": {"description": "Rounds clinical workspace FHIR R4 server", "url": base_url},
+        "instantiates": [BACKPORT_SERVER],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [{
@@ -80,4 +84,41 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
             "resource": resources,
         }],
     })
+}
+
+/// The Subscriptions Backport IG's R4 server CapabilityStatement, which this one conforms to.
+const BACKPORT_SERVER: &str =
+    "http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4";
+
+/// What the Subscription entry claims beyond CRUD and search: the IG's profile, its topics (the
+/// event catalogue), its operations, and the one channel (websocket).
+fn subscription_claims(resource: &mut Value) {
+    use crate::subscriptions::topics::{self, TOPICS};
+    let operation = |name: &str, definition: &str| {
+        json!({
+            "name": name,
+            "definition": format!("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/{definition}"),
+        })
+    };
+    resource["supportedProfile"] = json!([topics::SUBSCRIPTION_PROFILE]);
+    resource["extension"] = TOPICS
+        .iter()
+        .map(|topic| {
+            json!({
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical",
+                "valueCanonical": topic.canonical(),
+            })
+        })
+        .collect();
+    resource["operation"] = json!([
+        operation("$status", "backport-subscription-status"),
+        operation("$events", "backport-subscription-events"),
+        operation(
+            "$get-ws-binding-token",
+            "backport-subscription-get-ws-binding-token"
+        ),
+    ]);
+    resource["documentation"] = json!(
+        "Channel: websocket only (bind at /ws/subscriptions-r4 with a token from $get-ws-binding-token). Criteria: Type?params with the search's semantics, or one of the topics above narrowed by backport-filter-criteria. Payload: Medplum's R4B SubscriptionStatus by default; the IG's R4 Parameters (backport-subscription-status-r4) for topic-based Subscriptions, for those declaring the backport-subscription profile and for those asking a backport-payload-content (empty, id-only, full-resource)."
+    );
 }

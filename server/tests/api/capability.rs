@@ -31,6 +31,9 @@ const KNOWN_KEYS: &[&str] = &[
     "searchParam",
     "searchInclude",
     "operation",
+    "supportedProfile",
+    "extension",
+    "documentation",
 ];
 
 /// A resource of `rtype` with a value for every search parameter of the type, referring to what
@@ -618,6 +621,75 @@ async fn every_claim_of_the_capability_statement_is_honoured() {
                 "{path}: {}",
                 response.status()
             );
+            exercised += 1;
+        }
+    }
+    // Subscription's own claims: each profile it declares is accepted and answered in the IG's R4
+    // shape, and each topic it declares can be subscribed to and is named in the status.
+    let statement_resources = rest["resource"].as_array().unwrap();
+    for resource in statement_resources {
+        let subscribe = |criteria: &str, profile: Option<&str>| {
+            let mut body = json!({
+                "resourceType": "Subscription", "status": "requested", "reason": "capability",
+                "criteria": criteria, "channel": {"type": "websocket"},
+            });
+            if let Some(profile) = profile {
+                body["meta"] = json!({"profile": [profile]});
+            }
+            body
+        };
+        let status_of = |created: Value| {
+            let id = created["id"].as_str().unwrap().to_owned();
+            let app = &app;
+            let admin = &admin;
+            async move {
+                let (code, bundle) = app
+                    .get_json(admin, &format!("/fhir/R4/Subscription/{id}/$status"))
+                    .await;
+                assert_eq!(code, StatusCode::OK, "{bundle}");
+                bundle["entry"][0]["resource"].clone()
+            }
+        };
+        let rtype = resource["type"].as_str().unwrap();
+        for profile in resource["supportedProfile"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            assert_eq!(rtype, "Subscription", "{rtype} declares a profile");
+            let body = subscribe("Observation?status=final", profile.as_str());
+            let response = app.post(&admin, "/fhir/R4/Subscription", &body).await;
+            assert_eq!(response.status(), StatusCode::CREATED, "{profile}");
+            let status = status_of(response.json().await.unwrap()).await;
+            assert_eq!(status["resourceType"], "Parameters", "{profile}: {status}");
+            assert!(status["meta"]["profile"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("backport-subscription-status-r4"));
+            exercised += 1;
+        }
+        for extension in resource["extension"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            assert_eq!(
+                extension["url"],
+                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical",
+                "{rtype} declares an extension this test does not exercise"
+            );
+            let topic = extension["valueCanonical"].as_str().unwrap();
+            let response = app
+                .post(&admin, "/fhir/R4/Subscription", &subscribe(topic, None))
+                .await;
+            assert_eq!(response.status(), StatusCode::CREATED, "{topic}");
+            let status = status_of(response.json().await.unwrap()).await;
+            let named = status["parameter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "topic" && p["valueCanonical"] == topic);
+            assert!(named, "{topic}: {status}");
             exercised += 1;
         }
     }

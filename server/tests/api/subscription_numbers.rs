@@ -364,3 +364,121 @@ async fn a_bind_streams_a_backlog_larger_than_any_queue_while_the_socket_stays_r
     assert!(ponged, "the ping was answered");
     assert_eq!(last_focus, live, "the live event follows the backlog");
 }
+
+/// A parameter of an R4 status `Parameters` by name.
+fn parameter<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["parameter"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_based_subscription_gets_the_igs_r4_notifications_for_its_filter() {
+    let app = spawn_app().await;
+    let chen = app.token("dr.chen").await;
+    let admin = app.token("admin").await;
+    let patients = visible_patients(&app, &chen).await;
+    let (mine, other) = (&patients[0], &patients[1]);
+    let topic = "http://rounds.example.org/fhir/SubscriptionTopic/critical-results";
+    let create = |content: &str| {
+        json!({
+            "resourceType": "Subscription", "status": "requested", "reason": "criticals",
+            "criteria": topic,
+            "_criteria": {"extension": [{
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
+                "valueString": format!("Observation?patient=Patient/{mine}"),
+            }]},
+            "channel": {"type": "websocket", "payload": "application/fhir+json", "_payload": {"extension": [{
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
+                "valueCode": content,
+            }]}},
+        })
+    };
+    let mut ids = Vec::new();
+    for content in ["id-only", "empty"] {
+        let response = app
+            .post(&chen, "/fhir/R4/Subscription", &create(content))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut sockets = Vec::new();
+    for id in &ids {
+        let (token, url) = binding(&app, &chen, id).await;
+        let mut socket = SubSocket::open(&url).await;
+        let handshake = socket.bind(&token, None).await;
+        assert_eq!(handshake["meta"]["profile"][0].as_str().unwrap(), "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-notification-r4");
+        let status = status(&handshake);
+        assert_eq!(status["resourceType"], "Parameters");
+        assert_eq!(parameter(status, "type")["valueCode"], "handshake");
+        assert_eq!(parameter(status, "topic")["valueCanonical"], topic);
+        sockets.push(socket);
+    }
+    let observation = |patient: &str, code: &str| {
+        json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "valueQuantity": {"value": 7.0, "unit": "mmol/L"},
+            "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": code}]}],
+        })
+    };
+    // Not critical, and critical for another patient: neither is in the topic for this filter.
+    for body in [
+        observation(mine, "N"),
+        observation(other, "HH"),
+        observation(mine, "HH"),
+    ] {
+        let response = app.post(&admin, "/fhir/R4/Observation", &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let (_, bundle) = app
+        .get_json(
+            &admin,
+            &format!(
+                "/fhir/R4/Observation?patient={mine}&critical=true&_sort=-_lastUpdated&_count=1"
+            ),
+        )
+        .await;
+    let critical = format!(
+        "Observation/{}",
+        bundle["entry"][0]["resource"]["id"].as_str().unwrap()
+    );
+    // id-only: the focus named and its entry without the resource.
+    let notified = sockets[0].next().await;
+    let status = status(&notified);
+    assert_eq!(parameter(status, "type")["valueCode"], "event-notification");
+    assert_eq!(
+        parameter(status, "events-since-subscription-start")["valueString"],
+        "1"
+    );
+    let event = &parameter(status, "notification-event")["part"];
+    assert_eq!(event[0]["valueString"], "1");
+    assert_eq!(event[2]["valueReference"]["reference"], critical);
+    assert!(notified["entry"][1]["fullUrl"]
+        .as_str()
+        .unwrap()
+        .ends_with(&critical));
+    assert!(notified["entry"][1].get("resource").is_none(), "{notified}");
+    // empty: numbered, nothing named, no focus entry.
+    let notified = sockets[1].next().await;
+    let event = &parameter(status(&notified), "notification-event")["part"];
+    assert_eq!(event[0]["valueString"], "1");
+    assert_eq!(event.as_array().unwrap().len(), 2, "no focus: {notified}");
+    assert_eq!(notified["entry"].as_array().unwrap().len(), 1);
+    // $events speaks the same shape, and a filter of another type is refused.
+    let (_, events) = app
+        .get_json(&chen, &format!("/fhir/R4/Subscription/{}/$events", ids[0]))
+        .await;
+    assert_eq!(status(&events)["resourceType"], "Parameters");
+    let mut wrong = create("full-resource");
+    wrong["_criteria"]["extension"][0]["valueString"] = json!("ServiceRequest?patient=p1");
+    let response = app.post(&chen, "/fhir/R4/Subscription", &wrong).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
