@@ -452,13 +452,13 @@ async fn a_topic_based_subscription_gets_the_igs_r4_notifications_for_its_filter
     );
     // id-only: the focus named and its entry without the resource.
     let notified = sockets[0].next().await;
-    let status = status(&notified);
-    assert_eq!(parameter(status, "type")["valueCode"], "event-notification");
+    let said = status(&notified);
+    assert_eq!(parameter(said, "type")["valueCode"], "event-notification");
     assert_eq!(
-        parameter(status, "events-since-subscription-start")["valueString"],
+        parameter(said, "events-since-subscription-start")["valueString"],
         "1"
     );
-    let event = &parameter(status, "notification-event")["part"];
+    let event = &parameter(said, "notification-event")["part"];
     assert_eq!(event[0]["valueString"], "1");
     assert_eq!(event[2]["valueReference"]["reference"], critical);
     assert!(notified["entry"][1]["fullUrl"]
