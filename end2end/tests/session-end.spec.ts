@@ -135,9 +135,14 @@ test('a write at the instant the access token expires is refreshed, retried once
     // Wait for the instant the access cookie expires, then order.
     const access = (await context.cookies(base)).find((c) => c.name === 'rounds_access');
     expect(access?.expires, 'the access cookie has an expiry').toBeGreaterThan(0);
-    const wait = access!.expires * 1000 - Date.now() + 50;
-    expect(wait).toBeLessThan(TOKEN_SECS * 1000 + 1000);
-    await page.waitForTimeout(Math.max(wait, 0));
+    expect(access!.expires * 1000 - Date.now()).toBeLessThan(TOKEN_SECS * 1000 + 1000);
+    // The browser drops the cookie at its expiry: wait for exactly that condition.
+    await expect
+      .poll(async () => (await context.cookies(base)).some((c) => c.name === 'rounds_access'), {
+        timeout: TOKEN_SECS * 1000 + 5_000,
+        intervals: [25],
+      })
+      .toBe(false);
     await page.getByTestId('place-order').click();
 
     await expect(ctRows).toHaveCount(before + 1);
