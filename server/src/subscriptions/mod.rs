@@ -425,6 +425,19 @@ struct Said<'a> {
     error: Option<&'a str>,
 }
 
+impl<'a> Said<'a> {
+    /// As a stored Subscription says it: its `status` and `error`.
+    fn stored(id: &'a str, shape: &'a Shape, resource: &'a Value, count: i64) -> Self {
+        Said {
+            id,
+            shape,
+            state: resource["status"].as_str().unwrap_or("off"),
+            count,
+            error: resource["error"].as_str(),
+        }
+    }
+}
+
 impl Active {
     fn said(&self, count: i64) -> Said<'_> {
         Said {
@@ -504,17 +517,8 @@ fn status_resource(said: &Said, kind: &str, events: &[(i64, &EventRecord, bool)]
 /// A stored Subscription's status as it stands: its `status` (`error` with the reason from
 /// `Subscription.error`) and the last number handed out, in its shape.
 fn stored_status(id: &str, resource: &Value, count: i64, kind: &str) -> Value {
-    let shape = topics::matching_of(resource)
-        .map(|(_, shape)| shape)
-        .unwrap_or_default();
-    let said = Said {
-        id,
-        shape: &shape,
-        state: resource["status"].as_str().unwrap_or("off"),
-        count,
-        error: resource["error"].as_str(),
-    };
-    status_resource(&said, kind, &[])
+    let shape = topics::shape_of(resource);
+    status_resource(&Said::stored(id, &shape, resource, count), kind, &[])
 }
 
 /// The Bundle entry of one event's focus in `content`: the resource (the stored JSON text spliced
@@ -1040,9 +1044,7 @@ fn apply_to_registry(registry: &Subscriptions, event: &EventRecord) {
     let Some(bindings) = inner.bindings.remove(&event.resource_id) else {
         return;
     };
-    let shape = topics::matching_of(&resource)
-        .map(|(_, shape)| shape)
-        .unwrap_or_default();
+    let shape = topics::shape_of(&resource);
     let deleted = event.action == Action::Deleted;
     let said = Said {
         id: &event.resource_id,
@@ -1367,9 +1369,7 @@ async fn events(
         .await?;
     let visibility = access::visibility(&state, &user).await?;
     let base = crate::fhir::base_url(&headers);
-    let shape = topics::matching_of(&resource)
-        .map(|(_, shape)| shape)
-        .unwrap_or_default();
+    let shape = topics::shape_of(&resource);
     let content = match content {
         Some(asked) => asked,
         None => shape.content,
@@ -1388,13 +1388,7 @@ async fn events(
         .zip(&focus)
         .map(|((n, e), f)| (*n, e, f.is_some()))
         .collect();
-    let said = Said {
-        id: &id,
-        shape: &shape,
-        state: resource["status"].as_str().unwrap_or("off"),
-        count: numbering.count,
-        error: resource["error"].as_str(),
-    };
+    let said = Said::stored(&id, &shape, &resource, numbering.count);
     let status = status_resource(&said, "query-event", &listed);
     let focus: Vec<&str> = focus.iter().flatten().map(String::as_str).collect();
     Ok(fhir_json(

@@ -161,8 +161,8 @@ pub fn matching_of(resource: &Value) -> Result<(Vec<Criteria>, Shape), String> {
                 .ok_or("a backport-filter-criteria extension needs a valueString")
         })
         .collect::<Result<_, _>>()?;
-    let mut contents = extensions(&resource["channel"]["_payload"], PAYLOAD_EXTENSION);
-    let content = match contents.next().map(|e| e["valueCode"].as_str()) {
+    let asked = extensions(&resource["channel"]["_payload"], PAYLOAD_EXTENSION).next();
+    let content = match asked.map(|e| e["valueCode"].as_str()) {
         None | Some(Some("full-resource")) => Content::FullResource,
         Some(Some("id-only")) => Content::IdOnly,
         Some(Some("empty")) => Content::Empty,
@@ -172,9 +172,6 @@ pub fn matching_of(resource: &Value) -> Result<(Vec<Criteria>, Shape), String> {
             ))
         }
     };
-    let asked_content = !extensions(&resource["channel"]["_payload"], PAYLOAD_EXTENSION)
-        .collect::<Vec<_>>()
-        .is_empty();
     let profiled = resource["meta"]["profile"]
         .as_array()
         .is_some_and(|p| p.iter().any(|p| p == SUBSCRIPTION_PROFILE));
@@ -203,10 +200,18 @@ pub fn matching_of(resource: &Value) -> Result<(Vec<Criteria>, Shape), String> {
     }
     let shape = Shape {
         topic: None,
-        r4: profiled || asked_content,
+        r4: profiled || asked.is_some(),
         content,
     };
     Ok((vec![Criteria::parse(criteria)?], shape))
+}
+
+/// The shape a stored Subscription's notifications take (the default for one that no longer
+/// parses: its final status still goes out).
+pub fn shape_of(resource: &Value) -> Shape {
+    matching_of(resource)
+        .map(|(_, shape)| shape)
+        .unwrap_or_default()
 }
 
 /// A topic's triggers, each ANDed with the filters for its type.

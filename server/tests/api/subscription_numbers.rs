@@ -284,6 +284,16 @@ async fn events_bounds_are_inclusive_and_every_operation_answers_get_and_post() 
         .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(outcome["resourceType"], "OperationOutcome");
+    for operation in ["$events", "$get-ws-binding-token"] {
+        let (code, outcome) = app
+            .get_json(&nurse, &format!("/fhir/R4/Subscription/{id}/{operation}"))
+            .await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{operation}: {outcome}");
+        assert!(
+            !outcome.to_string().contains("ServiceRequest/"),
+            "{outcome}"
+        );
+    }
     let (code, bundle) = app
         .get_json(&nurse, &format!("/fhir/R4/Subscription/$status?id={id}"))
         .await;
