@@ -12,8 +12,16 @@
 //! Reads of a patient's data outside the rule answer 403; a restricted resource the user may
 //! not see answers 404, because its very existence is sensitive.
 //!
-//! Callers: the FHIR API (every read, search and write), server functions, and later every room
-//! join and every delivery. The store applies a `Visibility` in SQL; nothing here touches SQL.
+//! Callers: the FHIR API (every read, search and write), server functions, every room join and
+//! every delivery (live, replay, long poll, FHIR Subscription notifications: [`may_deliver`],
+//! with the per-user [`AccessCache`]). The store applies a `Visibility` in SQL; nothing here
+//! touches SQL.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use app::events::Room;
 use serde_json::Value;
@@ -21,8 +29,7 @@ use serde_json::Value;
 use crate::{
     auth::{AuthUser, Role},
     fhir::error::FhirError,
-    state::AppState,
-    store::{EventRecord, Stored, Visibility},
+    store::{EventRecord, Store, Stored, Visibility},
 };
 
 /// What a pharmacist may read of a patient's record.
@@ -39,8 +46,7 @@ pub const PHARMACY_TYPES: &[&str] = &[
 
 /// The patients `user` may see now (computed per request, so a change of care team or unit
 /// takes effect at once).
-pub async fn visibility(state: &AppState, user: &AuthUser) -> Result<Visibility, FhirError> {
-    let store = &state.store;
+pub async fn visibility(store: &Store, user: &AuthUser) -> Result<Visibility, FhirError> {
     Ok(match user.role {
         Role::Admin => Visibility::everything(),
         Role::Physician | Role::Nurse => {
@@ -110,7 +116,7 @@ impl Facts {
             patient_id: app::fhir::patient_id(resource),
             restricted: app::fhir::security_restricted(resource),
             owner: (resource_type == "Subscription")
-                .then(|| crate::subscriptions::owner_of(resource).map(str::to_owned))
+                .then(|| crate::subscriptions::resource::owner_of(resource).map(str::to_owned))
                 .flatten(),
         }
     }
@@ -259,10 +265,10 @@ pub struct Gate<'a> {
 }
 
 impl<'a> Gate<'a> {
-    pub async fn open(state: &AppState, user: &'a AuthUser) -> Result<Gate<'a>, FhirError> {
+    pub async fn open(store: &Store, user: &'a AuthUser) -> Result<Gate<'a>, FhirError> {
         Ok(Gate {
             user,
-            visibility: visibility(state, user).await?,
+            visibility: visibility(store, user).await?,
         })
     }
 
@@ -381,7 +387,7 @@ pub struct Overwritten<'a> {
 /// exactly as an id that does not exist. What is written is judged by the rule too: moving a
 /// resource to another patient needs access to both.
 pub async fn check_write(
-    state: &AppState,
+    store: &Store,
     user: &AuthUser,
     resource_type: &str,
     before: Option<Overwritten<'_>>,
@@ -398,7 +404,7 @@ pub async fn check_write(
     if user.role == Role::Admin {
         return Ok(());
     }
-    let gate = Gate::open(state, user).await?;
+    let gate = Gate::open(store, user).await?;
     if let Some(before) = &before {
         gate.release(&Facts::of(resource_type, before.resource), None)
             .into_result(resource_type, before.id)?;
@@ -427,7 +433,7 @@ pub async fn check_write(
 /// they may not see is answered exactly as a reference to one that does not exist (422), so a
 /// write cannot probe for a restricted note.
 pub async fn check_references(
-    state: &AppState,
+    store: &Store,
     user: &AuthUser,
     resource_type: &str,
     id: Option<&str>,
@@ -440,7 +446,7 @@ pub async fn check_references(
     if references.iter().all(|(rtype, _)| rtype.is_empty()) {
         return Ok(());
     }
-    let gate = Gate::open(state, user).await?;
+    let gate = Gate::open(store, user).await?;
     // The same list, in the same order, as the store's own check names.
     let mut missing = Vec::new();
     for (rtype, target) in references {
@@ -451,7 +457,7 @@ pub async fn check_references(
         if rtype == resource_type && Some(target.as_str()) == id {
             continue;
         }
-        let visible = match state.store.newest(&rtype, &target).await? {
+        let visible = match store.newest(&rtype, &target).await? {
             Some(stored) if !stored.deleted => gate.release_stored(&stored, &stored).allowed(),
             _ => false,
         };
@@ -474,6 +480,73 @@ pub fn require_admin(user: &AuthUser) -> Result<(), FhirError> {
         Err(FhirError::Forbidden(
             "only administrators may read the audit trail".into(),
         ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery: the check every event passes on its way to a socket, a poll or a Subscription
+
+/// How long a cached visibility is trusted when no event has invalidated it (unit assignments
+/// and account changes do not pass through the event log).
+const VISIBILITY_TTL: Duration = Duration::from_secs(30);
+/// Resource types whose changes can change who may see which patient.
+pub const ACCESS_TYPES: &[&str] = &["CareTeam", "Encounter", "MedicationRequest"];
+
+/// The per-delivery check of live delivery, replay and the long poll: may `user`, who sees
+/// `visibility` now, receive the event whose facts are `facts`? The exit gate, or the unit
+/// hand-off.
+pub fn may_deliver(
+    user: &AuthUser,
+    visibility: &Visibility,
+    event: &EventRecord,
+    facts: &EventFacts,
+) -> bool {
+    may_receive(user, visibility, facts)
+        || unit_handoff(user, &event.resource_type, &event.rooms, facts.restricted())
+}
+
+/// What each connected user may see, computed once per user and reused until invalidated.
+pub struct AccessCache {
+    by_user: HashMap<String, (Arc<Visibility>, Instant)>,
+    everything: Arc<Visibility>,
+}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        Self {
+            by_user: HashMap::new(),
+            everything: Arc::new(Visibility::everything()),
+        }
+    }
+}
+
+impl AccessCache {
+    pub fn clear(&mut self) {
+        self.by_user.clear();
+    }
+
+    /// The user's visibility; `None` if it cannot be computed now (then nothing is delivered).
+    pub async fn get(&mut self, store: &Store, user: &AuthUser) -> Option<Arc<Visibility>> {
+        if user.role == Role::Admin {
+            return Some(self.everything.clone());
+        }
+        if let Some((visibility, at)) = self.by_user.get(&user.id) {
+            if at.elapsed() < VISIBILITY_TTL {
+                return Some(visibility.clone());
+            }
+        }
+        match visibility(store, user).await {
+            Ok(visibility) => {
+                let visibility = Arc::new(visibility);
+                self.by_user
+                    .insert(user.id.clone(), (visibility.clone(), Instant::now()));
+                Some(visibility)
+            }
+            Err(error) => {
+                tracing::warn!(%error, user = %user.id, "computing access for delivery failed");
+                None
+            }
+        }
     }
 }
 

@@ -915,7 +915,7 @@ pub async fn refresh_session(
             session_id,
             user_id,
         } => {
-            crate::sessions::end(state, &session_id, "session revoked");
+            state.sessions.end(&session_id, "session revoked");
             let address = state.auth.client_address(headers, peer);
             audit_auth(
                 &state.store,
@@ -1019,7 +1019,7 @@ async fn revoke_signed_out(
         .store
         .revoke_session(session_id, now, "signed out")
         .await?;
-    crate::sessions::end(state, session_id, "signed out");
+    state.sessions.end(session_id, "signed out");
     audit_auth(
         &state.store,
         Some(user_id),

@@ -3,24 +3,36 @@
 //! A session ends by sign-out, by revocation (a replayed refresh token) or by expiry, and then
 //! every socket of it must close, on every node: `/ws` with 4401, `/ws/subscriptions-r4` with an
 //! OperationOutcome and 4401, a held `POST /ws/poll` with 401. The node that ends a session ends
-//! it here at once ([`end`]); the other nodes hear of it from the store
+//! it here at once ([`Sessions::end`]); the other nodes hear of it from the store
 //! (`Store::subscribe_revoked`: PostgreSQL's NOTIFY, and the revocations re-read from the table
 //! whenever the `LISTEN` connection comes back). Should every notice be lost all the same, the
-//! re-check ([`spawn_recheck`]) asks the database every `session_recheck` about the sessions held
+//! re-check ([`Sessions::spawn_recheck`]) asks the database every `session_recheck` about the sessions held
 //! here, in one query, and ends those that are over: once the database answers, no socket
 //! outlives its session by more than that period.
+//!
+//! What ending a session closes is not known here: the hub (`/ws` sockets), the FHIR
+//! Subscriptions (bound sockets) and the token keys (the revoked-session memory) each register
+//! what to do with [`Sessions::on_end`] at start-up, so this module depends on the store alone.
 //!
 //! What it must never do: hold its lock across an await, or keep a session alive (it only ends).
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
+    time::Duration,
 };
 
 use chrono::Utc;
 use tokio::sync::watch;
 
-use crate::{fhir::date::format_instant, state::AppState, store::StoreError};
+use crate::{
+    fhir::date::format_instant,
+    store::{Store, StoreError},
+};
+
+/// What a part of the server does when a session ends on this node: given the session's id and
+/// the close reason of its `/ws` sockets.
+pub type OnEnd = Box<dyn Fn(&str, &'static str) + Send + Sync>;
 
 /// One session held by at least one socket or poll of this node.
 struct Entry {
@@ -32,6 +44,7 @@ struct Entry {
 #[derive(Default)]
 pub struct Sessions {
     held: Mutex<HashMap<String, Entry>>,
+    on_end: RwLock<Vec<OnEnd>>,
 }
 
 /// A socket's or a held poll's claim on its session: it is re-checked while held, and
@@ -83,6 +96,65 @@ impl Sessions {
             entry.ended.send_replace(true);
         }
     }
+
+    /// Registers what ending a session also does (close its sockets, forget its tokens).
+    pub fn on_end(&self, action: OnEnd) {
+        self.on_end
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(action);
+    }
+
+    /// Ends session `session_id` on this node: every registered part acts on it (its tokens are
+    /// refused at once, every socket of it closes; `reason` is the close reason of its `/ws`
+    /// sockets), and every held poll of it wakes.
+    pub fn end(&self, session_id: &str, reason: &'static str) {
+        for action in self
+            .on_end
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            action(session_id, reason);
+        }
+        self.mark_ended(session_id);
+    }
+
+    /// Asks the database which of the sessions held here are still active, and ends the others.
+    /// Returns how many it ended.
+    pub async fn recheck(&self, store: &Store) -> Result<usize, StoreError> {
+        let held = self.held();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let active: HashSet<String> = store
+            .active_sessions(&held, &format_instant(Utc::now()))
+            .await?
+            .into_iter()
+            .collect();
+        let over: Vec<&String> = held.iter().filter(|id| !active.contains(*id)).collect();
+        for session_id in &over {
+            self.end(session_id, "session ended");
+        }
+        Ok(over.len())
+    }
+
+    /// Re-checks the held sessions every `period` for the life of the process.
+    pub fn spawn_recheck(self: &Arc<Self>, store: Store, period: Duration) {
+        let sessions = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match sessions.recheck(&store).await {
+                    Ok(0) => {}
+                    Ok(ended) => tracing::info!(ended, "the session re-check ended sessions"),
+                    Err(error) => tracing::warn!(%error, "re-checking the held sessions failed"),
+                }
+            }
+        });
+    }
 }
 
 impl Hold {
@@ -104,53 +176,6 @@ impl Drop for Hold {
             }
         }
     }
-}
-
-/// Ends session `session_id` on this node: its tokens are refused at once and every socket and
-/// held poll of it closes (`reason` is the close reason of its `/ws` sockets).
-pub fn end(state: &AppState, session_id: &str, reason: &'static str) {
-    state.auth.forget_session(session_id);
-    state
-        .hub
-        .close_session(session_id, app::wire::CLOSE_UNAUTHORIZED, reason);
-    state.subscriptions.end_session(session_id);
-    state.sessions.mark_ended(session_id);
-}
-
-/// Asks the database which of the sessions held here are still active, and ends the others.
-/// Returns how many it ended.
-pub async fn recheck(state: &AppState) -> Result<usize, StoreError> {
-    let held = state.sessions.held();
-    if held.is_empty() {
-        return Ok(0);
-    }
-    let active: HashSet<String> = state
-        .store
-        .active_sessions(&held, &format_instant(Utc::now()))
-        .await?
-        .into_iter()
-        .collect();
-    let over: Vec<&String> = held.iter().filter(|id| !active.contains(*id)).collect();
-    for session_id in &over {
-        end(state, session_id, "session ended");
-    }
-    Ok(over.len())
-}
-
-/// Re-checks the held sessions every `config.session_recheck` for the life of the process.
-pub fn spawn_recheck(state: AppState) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(state.config.session_recheck);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match recheck(&state).await {
-                Ok(0) => {}
-                Ok(ended) => tracing::info!(ended, "the session re-check ended sessions"),
-                Err(error) => tracing::warn!(%error, "re-checking the held sessions failed"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -179,6 +204,25 @@ mod tests {
         assert!(
             !sessions.lock().contains_key("s1"),
             "released by its last holder"
+        );
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_runs_every_registered_action_and_wakes_its_holds() {
+        let sessions = Sessions::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for part in ["hub", "subscriptions"] {
+            let seen = seen.clone();
+            sessions.on_end(Box::new(move |id, reason| {
+                seen.lock().unwrap().push(format!("{part}:{id}:{reason}"));
+            }));
+        }
+        let mut hold = sessions.hold("s1");
+        sessions.end("s1", "session revoked");
+        hold.ended().await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["hub:s1:session revoked", "subscriptions:s1:session revoked"]
         );
     }
 }

@@ -16,7 +16,10 @@ use axum::{
 use leptos::config::{Env, LeptosOptions};
 use tokio::net::TcpListener;
 
-use crate::{auth::AuthKeys, config::Config, fhir, seed, state::AppState, store::Store, web};
+use crate::{
+    auth::AuthKeys, config::Config, fhir, rest, seed, sessions::Sessions, state::AppState,
+    store::Store, web,
+};
 
 /// Why the server could not start; printed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,7 @@ impl Application {
         );
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
-        let hub = crate::realtime::Hub::new(store.head());
+        let hub = crate::realtime::hub::Hub::new(store.head());
         let mut auth = AuthKeys::new(
             &config.jwt_secret,
             config.secure_cookies,
@@ -87,19 +90,22 @@ impl Application {
         let state = AppState {
             hub,
             metrics,
-            subscriptions: crate::subscriptions::Subscriptions::new(),
-            sessions: crate::sessions::Sessions::new(),
+            subscriptions: crate::subscriptions::registry::Subscriptions::new(),
+            sessions: Sessions::new(),
             auth: Arc::new(auth),
             config: Arc::new(config),
             store,
             leptos,
         };
+        state.when_a_session_ends();
         let router = router(&state);
-        crate::realtime::dispatcher::spawn(state.clone());
-        crate::realtime::spawn_retention(state.clone());
-        crate::subscriptions::spawn_matcher(state.clone());
-        spawn_revocations(state.clone());
-        crate::sessions::spawn_recheck(state.clone());
+        crate::realtime::dispatcher::spawn(state.realtime());
+        crate::event_log::spawn_retention(state.store.clone(), state.config.event_retention);
+        crate::subscriptions::matcher::spawn_matcher(state.subscriptions_context());
+        spawn_revocations(state.store.clone(), state.sessions.clone());
+        state
+            .sessions
+            .spawn_recheck(state.store.clone(), state.config.session_recheck);
         Ok(Self {
             listener,
             local_addr,
@@ -184,12 +190,12 @@ impl Application {
 
 /// Closes this node's sockets of sessions revoked on any node (sign-out or a replayed refresh
 /// token elsewhere): on PostgreSQL the revoking node notifies, every node hears it.
-fn spawn_revocations(state: AppState) {
-    let mut revoked = state.store.subscribe_revoked();
+fn spawn_revocations(store: Store, sessions: Arc<Sessions>) {
+    let mut revoked = store.subscribe_revoked();
     tokio::spawn(async move {
         loop {
             match revoked.recv().await {
-                Ok(session_id) => crate::sessions::end(&state, &session_id, "session revoked"),
+                Ok(session_id) => sessions.end(&session_id, "session revoked"),
                 // Missed some: the re-check of the held sessions catches those.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "revocation notices lagged");
@@ -222,9 +228,9 @@ pub fn router(state: &AppState) -> Router {
         // 405 OperationOutcome with `Allow`; only JSON is produced (406 otherwise).
         .nest(
             "/fhir/R4",
-            crate::subscriptions::routes()
-                .merge(fhir::routes())
-                .method_not_allowed_fallback(fhir::method_not_allowed)
+            crate::subscriptions::operations::routes()
+                .merge(rest::routes())
+                .method_not_allowed_fallback(rest::method_not_allowed)
                 .layer(DefaultBodyLimit::disable())
                 .layer(axum::middleware::map_response(
                     fhir::error::every_error_an_outcome,

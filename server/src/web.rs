@@ -208,7 +208,7 @@ impl ServerBackend {
     }
 
     async fn visibility(&self, user: &AuthUser) -> Result<Visibility, BackendError> {
-        access::visibility(&self.state, user)
+        access::visibility(&self.state.store, user)
             .await
             .map_err(|e| BackendError::Failed(e.to_string()))
     }
@@ -427,7 +427,7 @@ impl ServerBackend {
             })
             .collect();
 
-        let visibility = access::visibility(&self.state, &user)
+        let visibility = access::visibility(&self.state.store, &user)
             .await
             .map_err(failed)?;
         let patients = self.all(&user, &visibility, "Patient", &[]).await?;

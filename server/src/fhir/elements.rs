@@ -940,7 +940,7 @@ mod tests {
     #[test]
     fn every_writable_type_has_a_table_with_unique_names() {
         for rtype in app::fhir::RESOURCE_TYPES {
-            if !super::super::capability::writable(rtype) {
+            if !super::super::params::writable(rtype) {
                 continue;
             }
             let elements = elements_of(rtype).unwrap_or_else(|| panic!("{rtype} has no table"));

@@ -8,8 +8,6 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::store::StoreError;
-
 /// The FHIR media type every response carries.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
@@ -235,32 +233,4 @@ pub async fn every_error_an_outcome(response: Response) -> Response {
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     Response::from_parts(parts, axum::body::Body::from(outcome))
-}
-
-impl From<StoreError> for FhirError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound { .. } => FhirError::NotFound(error.to_string()),
-            StoreError::Gone { .. } => FhirError::Gone(error.to_string()),
-            StoreError::VersionConflict { .. } => FhirError::PreconditionFailed(error.to_string()),
-            StoreError::UnresolvedReferences(_) => FhirError::Unprocessable(error.to_string()),
-            StoreError::Conflict(message) => FhirError::Conflict(message),
-            StoreError::TooCostly(message) => FhirError::BadRequest(message),
-            // A constraint violation is the client's doing (e.g. a duplicate), not a 500.
-            StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                FhirError::Conflict(
-                    "a resource with these identifying values already exists".into(),
-                )
-            }
-            StoreError::Database(sqlx::Error::Database(db))
-                if db.message().contains("database is locked") =>
-            {
-                FhirError::TooManyRequests {
-                    message: "the database is busy; retry shortly".into(),
-                    retry_after_secs: 1,
-                }
-            }
-            other => FhirError::Internal(other.to_string()),
-        }
-    }
 }

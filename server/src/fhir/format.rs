@@ -5,15 +5,18 @@
 //! JSON, before any handler runs. A client that asks for plain `application/json` (or
 //! `_format=json`) gets that media type on the answer; `application/fhir+json` is the default.
 //! Never looks at a body and never changes one.
+//!
+//! Also here: the base URL a client addressed, and the FHIR JSON response every handler answers
+//! with.
 
 use axum::{
     extract::Request,
-    http::{header, HeaderValue},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use super::error::FhirError;
+use super::error::{FhirError, FHIR_JSON};
 
 /// The plain JSON media type, for clients that ask for it.
 pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
@@ -117,6 +120,35 @@ pub async fn negotiated(request: Request, next: Next) -> Response {
             response
         }
     }
+}
+
+/// The absolute base of the FHIR API as the client addressed it.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}/fhir/R4")
+}
+
+/// A JSON response with the FHIR content type.
+pub fn fhir_json(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    response
 }
 
 #[cfg(test)]

@@ -426,6 +426,11 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// Types clients may write; AuditEvent is produced by the server and only read.
+pub fn writable(resource_type: &str) -> bool {
+    resource_type != "AuditEvent" && app::fhir::RESOURCE_TYPES.contains(&resource_type)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

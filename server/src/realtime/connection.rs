@@ -10,7 +10,6 @@
 //! What it must never do: send an event the user may not see, or let one socket slow another.
 
 use std::{
-    collections::HashSet,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -18,10 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::{
-    events::{parse_room, Room},
-    wire::{self, ClientMessage, ErrorBody, ServerMessage, Subscribe},
-};
+use app::wire::{self, ClientMessage, ErrorBody, ServerMessage, Subscribe};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
@@ -37,24 +33,24 @@ use futures_util::{
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    dispatcher::{may_deliver, update_frame, AccessCache},
+    context::Realtime,
+    frame::update_frame,
     hub::{CloseOrder, ConnHandle, Outgoing, Sub},
+    request::{
+        check, join, log_unavailable, query_token, Checked, Refusal, MAX_ROOMS, MAX_SUBSCRIPTIONS,
+    },
 };
 use crate::{
-    access::{self, EventFacts},
+    access::{self, may_deliver, AccessCache, EventFacts},
     auth,
     auth::AuthUser,
+    event_log::{self, Cursor},
     fhir::error::FhirError,
     state::AppState,
-    store::Visibility,
 };
 
 /// Largest client frame accepted; larger ones close the socket with 1009.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// Subscriptions one connection may hold.
-pub const MAX_SUBSCRIPTIONS: usize = 32;
-/// Distinct rooms one connection may be in.
-pub const MAX_ROOMS: usize = 512;
 /// Frames written per flush at most (keeps one socket from monopolising a worker).
 const WRITE_BATCH: usize = 256;
 /// Events read from the log per replay query.
@@ -109,36 +105,28 @@ pub async fn handler(
             })
         }
         Ok((user, expires_at)) => {
-            upgrade.on_upgrade(move |socket| serve(state, socket, user, expires_at))
+            let realtime = state.realtime();
+            upgrade.on_upgrade(move |socket| serve(realtime, socket, user, expires_at))
         }
     }
 }
 
-/// The `?token=` of a request, if any.
-pub(super) fn query_token(query: Option<&str>) -> Option<String> {
-    query.and_then(|query| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "token")
-            .map(|(_, value)| value.into_owned())
-    })
-}
-
 /// Runs one authenticated socket until it closes.
-async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i64) {
-    let metrics = state.metrics.clone();
+async fn serve(rt: Realtime, socket: WebSocket, user: AuthUser, expires_at: i64) {
+    let metrics = rt.metrics.clone();
     metrics.connections_total.inc();
     let opened = Instant::now();
-    let (queue, frames) = mpsc::channel(state.config.ws_queue_frames);
-    let (handle, closed) = state.hub.connect(user, queue.clone());
+    let (queue, frames) = mpsc::channel(rt.queue_frames);
+    let (handle, closed) = rt.hub.connect(user, queue.clone());
     // Re-checked while the socket is open; its end reaches the socket through the hub.
-    let _session = state.sessions.hold(&handle.user.session_id);
+    let _session = rt.sessions.hold(&handle.user.session_id);
     let connection_id = uuid::Uuid::new_v4().to_string();
     tracing::debug!(%connection_id, user = %handle.user.id, "socket open");
     let welcome = ServerMessage::Welcome(wire::Welcome {
         connection_id: connection_id.clone(),
         user: handle.user.info(),
-        seq: state.store.head(),
-        heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+        seq: rt.store.head(),
+        heartbeat_ms: rt.heartbeat.as_millis() as u64,
     });
     let _ = queue.try_send(Outgoing::reply(welcome.to_json()));
 
@@ -151,7 +139,7 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
     );
     let mut ordered = closed.clone();
     let mut writer = tokio::spawn(write_loop(
-        state.clone(),
+        rt.clone(),
         sink,
         frames,
         closed,
@@ -161,12 +149,12 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
             expires: tokio::time::Instant::now() + remaining,
         },
     ));
-    let reader = read_loop(&state, &handle, stream, &queue, &last_heard, opened);
+    let reader = read_loop(&rt, &handle, stream, &queue, &last_heard, opened);
     tokio::select! {
         order = reader => {
             // Out of every room before the closing handshake completes: a client that has seen
             // its close answered is gone from the registry.
-            state.hub.disconnect(handle.id);
+            rt.hub.disconnect(handle.id);
             handle.close(order.unwrap_or(CloseOrder { code: 1000, reason: "" }));
             if tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(1), &mut writer).await.is_err() {
                 writer.abort();
@@ -182,7 +170,7 @@ async fn serve(state: AppState, socket: WebSocket, user: AuthUser, expires_at: i
             }
         }
     }
-    state.hub.disconnect(handle.id);
+    rt.hub.disconnect(handle.id);
     metrics
         .connection_duration
         .observe(opened.elapsed().as_secs_f64());
@@ -198,14 +186,14 @@ struct WriterClock {
 }
 
 async fn write_loop(
-    state: AppState,
+    rt: Realtime,
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Outgoing>,
     mut closed: watch::Receiver<Option<CloseOrder>>,
     clock: WriterClock,
 ) {
-    let metrics = state.metrics.clone();
-    let period = state.config.heartbeat;
+    let metrics = rt.metrics.clone();
+    let period = rt.heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry = tokio::time::sleep_until(clock.expires);
@@ -224,7 +212,7 @@ async fn write_loop(
                 if silent > 2 * period.as_millis() as u64 + period.as_millis() as u64 / 2 {
                     break CloseOrder { code: wire::CLOSE_POLICY, reason: "no answer to two heartbeats" };
                 }
-                let beat = ServerMessage::Heartbeat { seq: state.store.head() }.to_json();
+                let beat = ServerMessage::Heartbeat { seq: rt.store.head() }.to_json();
                 let sent = async {
                     sink.feed(Message::Text(beat.into())).await?;
                     sink.feed(Message::Ping(Default::default())).await?;
@@ -327,7 +315,7 @@ async fn unless_ordered<T>(
 
 /// Reads client frames until the socket ends; returns how to close it, if the reader decides.
 async fn read_loop(
-    state: &AppState,
+    rt: &Realtime,
     handle: &Arc<ConnHandle>,
     mut stream: SplitStream<WebSocket>,
     queue: &mpsc::Sender<Outgoing>,
@@ -346,13 +334,13 @@ async fn read_loop(
             Ok(Message::Close(_)) => return None,
             Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
             Ok(Message::Binary(_)) => {
-                state.metrics.bad_frames.inc();
+                rt.metrics.bad_frames.inc();
                 vec![error_frame(
                     "binary_not_supported",
                     "send JSON text frames".into(),
                 )]
             }
-            Ok(Message::Text(text)) => handle_text(state, handle, queue, &text).await,
+            Ok(Message::Text(text)) => handle_text(rt, handle, queue, &text).await,
         };
         for frame in reply {
             if queue.send(frame).await.is_err() {
@@ -381,7 +369,7 @@ fn error_frame(code: &str, message: String) -> Outgoing {
 
 /// Answers one text frame. Replayed updates are sent directly; replies are returned.
 async fn handle_text(
-    state: &AppState,
+    rt: &Realtime,
     handle: &Arc<ConnHandle>,
     queue: &mpsc::Sender<Outgoing>,
     text: &str,
@@ -389,13 +377,13 @@ async fn handle_text(
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(_) => {
-            state.metrics.bad_frames.inc();
+            rt.metrics.bad_frames.inc();
             return vec![error_frame("invalid_json", "the frame is not JSON".into())];
         }
     };
     let kind = value.get("type").and_then(|t| t.as_str());
     if !matches!(kind, Some("subscription" | "unsubscribe" | "ping")) {
-        state.metrics.bad_frames.inc();
+        rt.metrics.bad_frames.inc();
         return vec![error_frame(
             "unknown_type",
             "type must be subscription, unsubscribe or ping".into(),
@@ -404,14 +392,14 @@ async fn handle_text(
     let message: ClientMessage = match serde_json::from_value(value) {
         Ok(message) => message,
         Err(error) => {
-            state.metrics.bad_frames.inc();
+            rt.metrics.bad_frames.inc();
             return vec![error_frame("invalid_message", error.to_string())];
         }
     };
     match message {
         ClientMessage::Ping(data) => vec![Outgoing::reply(ServerMessage::Pong(data).to_json())],
         ClientMessage::Unsubscribe { subscription_id } => {
-            if state.hub.unsubscribe(handle.id, &subscription_id) {
+            if rt.hub.unsubscribe(handle.id, &subscription_id) {
                 vec![Outgoing::reply(
                     ServerMessage::Unsubscribed { subscription_id }.to_json(),
                 )]
@@ -422,102 +410,19 @@ async fn handle_text(
                 )]
             }
         }
-        ClientMessage::Subscription(request) => {
-            match subscribe(state, handle, queue, request).await {
-                Ok(()) => Vec::new(),
-                Err((code, message)) => {
-                    state.metrics.bad_frames.inc();
-                    vec![error_frame(code, message)]
-                }
+        ClientMessage::Subscription(request) => match subscribe(rt, handle, queue, request).await {
+            Ok(()) => Vec::new(),
+            Err((code, message)) => {
+                rt.metrics.bad_frames.inc();
+                vec![error_frame(code, message)]
             }
-        }
+        },
     }
-}
-
-pub(super) type Refusal = (&'static str, String);
-
-/// A `subscription` request that passed the checks every request must pass, whatever the
-/// user may see: its rooms parsed, sorted and without repeats.
-pub(super) struct Checked {
-    pub subscription_id: String,
-    pub rooms: Vec<Room>,
-    pub types: HashSet<String>,
-    pub after_seq: Option<i64>,
-}
-
-/// The checks of one `subscription` request (socket or long poll): id, resource types,
-/// `after_seq`, room names. The first failure refuses the whole request.
-pub(super) fn check(request: Subscribe) -> Result<Checked, Refusal> {
-    let Subscribe {
-        subscription_id,
-        patient_ids,
-        resource_types,
-        rooms,
-        after_seq,
-    } = request;
-    if subscription_id.is_empty() || subscription_id.len() > 64 {
-        return Err((
-            "invalid_message",
-            "subscription_id must be 1 to 64 characters".into(),
-        ));
-    }
-    for resource_type in &resource_types {
-        if !app::fhir::RESOURCE_TYPES.contains(&resource_type.as_str()) {
-            return Err((
-                "invalid_resource_type",
-                format!("{resource_type:?} is not a resource type Rounds serves"),
-            ));
-        }
-    }
-    if after_seq.is_some_and(|seq| seq < 0) {
-        return Err(("invalid_message", "after_seq must be 0 or more".into()));
-    }
-    let mut parsed = Vec::new();
-    for name in patient_ids
-        .iter()
-        .map(|id| app::events::patient_room(id))
-        .chain(rooms)
-    {
-        match parse_room(&name) {
-            Ok(room) => parsed.push(room),
-            Err(error) => return Err(("invalid_room", error.to_string())),
-        }
-    }
-    parsed.sort_by_key(|room| room.to_string());
-    parsed.dedup();
-    Ok(Checked {
-        subscription_id,
-        rooms: parsed,
-        types: resource_types.into_iter().collect(),
-        after_seq,
-    })
-}
-
-/// The join-time access check: which of `rooms` the user may join, and why not the others.
-pub(super) fn join(
-    user: &AuthUser,
-    visibility: &Visibility,
-    rooms: Vec<Room>,
-) -> (HashSet<String>, Vec<wire::Denied>) {
-    let mut granted = HashSet::new();
-    let mut denied = Vec::new();
-    for room in rooms {
-        match access::may_join(user, visibility, &room) {
-            Ok(()) => {
-                granted.insert(room.to_string());
-            }
-            Err(reason) => denied.push(wire::Denied {
-                room: room.to_string(),
-                reason: reason.to_owned(),
-            }),
-        }
-    }
-    (granted, denied)
 }
 
 /// Checks and applies a `subscription`: nothing is joined unless the whole request is valid.
 async fn subscribe(
-    state: &AppState,
+    rt: &Realtime,
     handle: &Arc<ConnHandle>,
     queue: &mpsc::Sender<Outgoing>,
     request: Subscribe,
@@ -528,7 +433,7 @@ async fn subscribe(
         types,
         after_seq,
     } = check(request)?;
-    let (subscriptions, joined) = state.hub.usage(handle.id);
+    let (subscriptions, joined) = rt.hub.usage(handle.id);
     if subscriptions >= MAX_SUBSCRIPTIONS {
         return Err((
             "too_many_subscriptions",
@@ -542,12 +447,14 @@ async fn subscribe(
         ));
     }
 
-    let visibility = access::visibility(state, &handle.user).await.map_err(|_| {
-        (
-            "unavailable",
-            "access could not be checked; retry".to_owned(),
-        )
-    })?;
+    let visibility = access::visibility(&rt.store, &handle.user)
+        .await
+        .map_err(|_| {
+            (
+                "unavailable",
+                "access could not be checked; retry".to_owned(),
+            )
+        })?;
     let (granted, denied) = join(&handle.user, &visibility, parsed);
     let sub = Sub {
         rooms: granted,
@@ -559,17 +466,19 @@ async fn subscribe(
     let reset = match after_seq {
         None => None,
         Some(after) => {
-            state.metrics.resumes.inc();
-            replay_refusal(state, after).await?
+            rt.metrics.resumes.inc();
+            event_log::resume_refusal(&rt.store, after)
+                .await
+                .map_err(|_| log_unavailable())?
         }
     };
     let replay = after_seq.filter(|_| reset.is_none());
-    state.hub.subscribe(
+    rt.hub.subscribe(
         handle.id,
         &subscription_id,
         sub.clone(),
         replay.is_some(),
-        state.store.head(),
+        rt.store.head(),
     );
     let mut granted: Vec<String> = sub.rooms.iter().cloned().collect();
     granted.sort();
@@ -580,12 +489,12 @@ async fn subscribe(
     });
     send(queue, subscribed.to_json()).await?;
     if let Some(reason) = reset {
-        state.metrics.resets.inc();
-        let seq = state.store.head();
+        rt.metrics.resets.inc();
+        let seq = rt.store.head();
         send(queue, ServerMessage::Reset { reason, seq }.to_json()).await?;
     }
     if let Some(after) = replay {
-        replay_events(state, handle, queue, &subscription_id, &sub, after).await?;
+        replay_events(rt, handle, queue, &subscription_id, &sub, after).await?;
     }
     Ok(())
 }
@@ -597,41 +506,10 @@ async fn send(queue: &mpsc::Sender<Outgoing>, text: String) -> Result<(), Refusa
         .map_err(|_| ("closed", "connection closed".to_owned()))
 }
 
-/// Why a replay after `after` is impossible (answered with `reset`), if it is.
-pub(super) async fn replay_refusal(
-    state: &AppState,
-    after: i64,
-) -> Result<Option<String>, Refusal> {
-    let unavailable = |_| {
-        (
-            "unavailable",
-            "the event log is unavailable; retry".to_owned(),
-        )
-    };
-    let mut head = state.store.head();
-    if after > head {
-        // Another node may have committed it and this one not heard yet.
-        head = state.store.current_head().await.map_err(unavailable)?;
-    }
-    if after > head {
-        return Ok(Some(format!(
-            "after_seq {after} is ahead of this server's log (head {head}); refetch"
-        )));
-    }
-    let oldest = state.store.oldest_seq().await.map_err(unavailable)?;
-    let kept_from = oldest.unwrap_or(head + 1);
-    if after + 1 < kept_from {
-        return Ok(Some(format!(
-            "events after {after} are no longer kept (the log starts at {kept_from}); refetch"
-        )));
-    }
-    Ok(None)
-}
-
 /// Sends the subscription's events after `after` from the log, then hands it to the live stream
 /// at the exact `seq` where the replay stopped.
 async fn replay_events(
-    state: &AppState,
+    rt: &Realtime,
     handle: &Arc<ConnHandle>,
     queue: &mpsc::Sender<Outgoing>,
     subscription_id: &str,
@@ -639,32 +517,29 @@ async fn replay_events(
     after: i64,
 ) -> Result<(), Refusal> {
     let mut cache = AccessCache::default();
-    let replayed = state
+    let replayed = rt
         .metrics
         .updates_sent
         .get_or_create(&vec![("mode", "replay")])
         .clone();
-    let mut cursor = after;
-    while !state.hub.go_live(handle.id, subscription_id, cursor) {
-        let batch = state
-            .store
-            .events_after(cursor, REPLAY_BATCH)
+    let mut cursor = Cursor::after(after);
+    while !rt
+        .hub
+        .go_live(handle.id, subscription_id, cursor.position())
+    {
+        let batch = cursor
+            .read(&rt.store, REPLAY_BATCH)
             .await
-            .map_err(|_| {
-                (
-                    "unavailable",
-                    "the event log is unavailable; retry".to_owned(),
-                )
-            })?;
+            .map_err(|_| log_unavailable())?;
         if batch.is_empty() {
             // The dispatcher has routed past the log this node can read: not possible with one
             // database, but never spin.
             tokio::task::yield_now().await;
             continue;
         }
-        let visibility = cache.get(state, &handle.user).await;
+        let visibility = cache.get(&rt.store, &handle.user).await;
         for event in &batch {
-            cursor = event.seq;
+            cursor.advance(event.seq);
             // Everything the subscription wants, even what another subscription of this socket
             // delivered live: one socket serves every tab of a browser, and the tab that asks for
             // this replay may not have been listening then. Clients drop repeats by `seq`.

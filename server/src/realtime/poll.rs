@@ -24,13 +24,15 @@ use axum::{
 };
 
 use super::{
-    connection::{self, Checked, Refusal, MAX_ROOMS, MAX_SUBSCRIPTIONS},
-    dispatcher::{may_deliver, update_frame},
+    context::Realtime,
+    frame::update_frame,
     hub::Sub,
+    request::{check, join, query_token, Checked, Refusal, MAX_ROOMS, MAX_SUBSCRIPTIONS},
 };
 use crate::{
-    access::{self, EventFacts},
+    access::{self, may_deliver, EventFacts},
     auth::{self, AuthUser},
+    event_log::{self, Cursor},
     fhir::error::FhirError,
     metrics::Metrics,
     state::AppState,
@@ -55,7 +57,7 @@ pub async fn handler(
     body: Body,
 ) -> Response {
     state.metrics.poll_requests.inc();
-    let token = connection::query_token(query.as_deref());
+    let token = query_token(query.as_deref());
     let (user, expires_at) =
         match auth::authenticate_socket(&state, &headers, token.as_deref()).await {
             Ok(authenticated) => authenticated,
@@ -65,7 +67,7 @@ pub async fn handler(
         Ok(request) => request,
         Err((code, message)) => return error_response(StatusCode::BAD_REQUEST, code, message),
     };
-    match poll(&state, &user, expires_at, request).await {
+    match poll(&state.realtime(), &user, expires_at, request).await {
         Ok(answer) | Err(answer) => answer,
     }
 }
@@ -170,7 +172,7 @@ impl Drop for Held<'_> {
 /// Checks the request, joins, then examines the log (holding the request while there is
 /// nothing to deliver). `Err` is an error answer.
 async fn poll(
-    state: &AppState,
+    rt: &Realtime,
     user: &AuthUser,
     expires_at: i64,
     request: PollRequest,
@@ -190,7 +192,7 @@ async fn poll(
     let mut ids = HashSet::new();
     let mut rooms = HashSet::new();
     for subscription in subscriptions {
-        let subscription = connection::check(subscription).map_err(bad)?;
+        let subscription = check(subscription).map_err(bad)?;
         if !ids.insert(subscription.subscription_id.clone()) {
             return Err(bad((
                 "invalid_message",
@@ -215,10 +217,10 @@ async fn poll(
 
     // Join, as a socket's subscription does: one `subscribed` per subscription, each followed
     // by a `reset` when its replay is impossible (it then continues from the head).
-    let visibility = access::visibility(state, user)
+    let visibility = access::visibility(&rt.store, user)
         .await
         .map_err(|_| unavailable("access could not be checked; retry"))?;
-    let head = state.store.head();
+    let head = rt.store.head();
     let mut frames = Vec::with_capacity(checked.len());
     let mut wanted = Vec::with_capacity(checked.len());
     let mut reset = false;
@@ -229,7 +231,7 @@ async fn poll(
         after_seq,
     } in checked
     {
-        let (granted, denied) = connection::join(user, &visibility, rooms);
+        let (granted, denied) = join(user, &visibility, rooms);
         let mut listed: Vec<String> = granted.iter().cloned().collect();
         listed.sort();
         frames.push(
@@ -242,14 +244,14 @@ async fn poll(
         );
         let after = match after_seq {
             None => head,
-            Some(after) => match connection::replay_refusal(state, after)
+            Some(after) => match event_log::resume_refusal(&rt.store, after)
                 .await
-                .map_err(|(_, message)| unavailable(&message))?
+                .map_err(|_| unavailable("the event log is unavailable; retry"))?
             {
                 None => after,
                 Some(reason) => {
                     reset = true;
-                    let seq = state.store.head();
+                    let seq = rt.store.head();
                     frames.push(ServerMessage::Reset { reason, seq }.to_json());
                     seq
                 }
@@ -276,29 +278,29 @@ async fn poll(
         .saturating_sub(chrono::Utc::now().timestamp())
         .max(0) as u64;
     let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(token_left));
-    let mut progress = state.hub.subscribe_progress();
-    let mut shutdown = state.hub.subscribe_shutdown();
+    let mut progress = rt.hub.subscribe_progress();
+    let mut shutdown = rt.hub.subscribe_shutdown();
     let mut scan = Scan {
-        position: start,
+        cursor: Cursor::after(start),
         updates: Vec::new(),
         visibility: Some(visibility),
     };
     let mut held = None;
     // Re-checked while the poll is held; its end answers the poll at once.
-    let mut session = state.sessions.hold(&user.session_id);
+    let mut session = rt.sessions.hold(&user.session_id);
     let mut last_pass = wait.is_zero();
     loop {
         // Seen before reading, so a batch dispatched after this read still wakes the wait.
         progress.borrow_and_update();
         let caught_up = scan
-            .run(state, user, &wanted)
+            .run(rt, user, &wanted)
             .await
             .map_err(|()| unavailable("the event log is unavailable; retry"))?;
         if last_pass || reset || !caught_up || !scan.updates.is_empty() || *shutdown.borrow() {
             break;
         }
         if held.is_none() {
-            held = Some(Held::new(&state.metrics));
+            held = Some(Held::new(&rt.metrics));
         }
         tokio::select! {
             changed = progress.changed() => {
@@ -312,9 +314,9 @@ async fn poll(
         }
         // Signed out (or the session revoked) while held: nothing more for this token. Access
         // itself is computed afresh for what arrived during the wait.
-        let active = state
+        let active = rt
             .auth
-            .session_active(&state.store, &user.session_id, &user.id)
+            .session_active(&rt.store, &user.session_id, &user.id)
             .await
             .map_err(|_| unavailable("the session could not be checked; retry"))?;
         if !active {
@@ -329,7 +331,7 @@ async fn poll(
     let size = frames.iter().map(String::len).sum::<usize>()
         + scan.updates.iter().map(|u| u.len()).sum::<usize>();
     let mut body = String::with_capacity(size + frames.len() + scan.updates.len() + 32);
-    let _ = write!(body, r#"{{"seq":{},"frames":["#, scan.position);
+    let _ = write!(body, r#"{{"seq":{},"frames":["#, scan.cursor.position());
     let texts = frames
         .iter()
         .map(String::as_str)
@@ -347,7 +349,7 @@ async fn poll(
 /// Reading the log for one poll: how far it got, and what it found to deliver.
 struct Scan {
     /// Every event up to here has been examined (the answer's `seq`).
-    position: i64,
+    cursor: Cursor,
     updates: Vec<Utf8Bytes>,
     /// What the user may see, computed when first needed after each wait (`None`: recompute),
     /// so that access revoked while the poll was held is honoured.
@@ -355,29 +357,23 @@ struct Scan {
 }
 
 impl Scan {
-    /// Examines the log after `position`: each event at most once, delivered if some
+    /// Examines the log after the cursor: each event at most once, delivered if some
     /// subscription wants it and the per-delivery check of the dispatcher passes. True when it
     /// reached the end of the log; false when it stopped at a full page or the examination cap.
-    async fn run(
-        &mut self,
-        state: &AppState,
-        user: &AuthUser,
-        wanted: &[Wanted],
-    ) -> Result<bool, ()> {
+    async fn run(&mut self, rt: &Realtime, user: &AuthUser, wanted: &[Wanted]) -> Result<bool, ()> {
         let mut examined = 0;
         loop {
-            let batch = state
-                .store
-                .events_after(self.position, READ_BATCH)
-                .await
-                .map_err(|error| tracing::warn!(%error, "a poll could not read the event log"))?;
+            let batch =
+                self.cursor.read(&rt.store, READ_BATCH).await.map_err(
+                    |error| tracing::warn!(%error, "a poll could not read the event log"),
+                )?;
             for event in &batch {
                 if wanted
                     .iter()
                     .any(|w| w.wants(event.seq, &event.rooms, &event.resource_type))
                 {
                     if self.visibility.is_none() {
-                        self.visibility = Some(access::visibility(state, user).await.map_err(
+                        self.visibility = Some(access::visibility(&rt.store, user).await.map_err(
                             |error| tracing::warn!(%error, user = %user.id, "computing access for a poll failed"),
                         )?);
                     }
@@ -388,7 +384,7 @@ impl Scan {
                         self.updates.push(update_frame(event));
                     }
                 }
-                self.position = event.seq;
+                self.cursor.advance(event.seq);
                 if self.updates.len() >= PAGE {
                     return Ok(false);
                 }

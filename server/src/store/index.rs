@@ -37,7 +37,7 @@ pub const EXACT_SYSTEM: &str = "exact";
 pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
     let mut entries = IndexEntries::default();
     if resource_type == "Subscription" {
-        if let Some(owner) = crate::subscriptions::owner_of(resource) {
+        if let Some(owner) = crate::subscriptions::resource::owner_of(resource) {
             entries
                 .values
                 .push((OWNER_PARAM, String::new(), owner.to_owned()));

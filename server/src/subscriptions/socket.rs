@@ -38,7 +38,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::{handshake, heartbeat, notification, Binding, OwnerAccess};
+use super::{
+    context::Context,
+    notify::{handshake, heartbeat, notification, OwnerAccess},
+    registry::{Binding, Frame, Kill},
+};
 use crate::{
     auth::{Purpose, Role},
     fhir::error::operation_outcome,
@@ -46,28 +50,6 @@ use crate::{
     sessions::Hold,
     state::AppState,
 };
-
-/// One frame for a subscription socket.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The subscription and event number of a notification (for de-duplication at the seam).
-    pub subscription: Option<String>,
-    pub number: Option<i64>,
-    pub text: Utf8Bytes,
-    /// The subscription's last frame: it stopped, and its binding ends once this is sent.
-    pub ends: bool,
-}
-
-impl Frame {
-    fn plain(text: String) -> Self {
-        Self {
-            subscription: None,
-            number: None,
-            text: text.into(),
-            ends: false,
-        }
-    }
-}
 
 /// Largest client frame accepted.
 const MAX_FRAME: usize = 16 * 1024;
@@ -99,22 +81,13 @@ pub async fn handler(State(state): State<AppState>, upgrade: WebSocketUpgrade) -
         .read_buffer_size(4 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| serve(state, socket))
-}
-
-/// Why the server ends a subscription socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kill {
-    /// Too slow, or a subscription bound here stopped: closed without a code; the client re-binds.
-    Dropped,
-    /// The session behind one of its binding tokens ended: an OperationOutcome, then 4401.
-    SessionEnded,
+        .on_upgrade(move |socket| serve(state.subscriptions_context(), socket))
 }
 
 /// How long a closing socket may take to write its last frames.
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
-async fn serve(state: AppState, socket: WebSocket) {
+async fn serve(state: Context, socket: WebSocket) {
     let id = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
     let (queue, mut frames) = mpsc::channel::<Frame>(QUEUE);
     let (kill, mut killed) = watch::channel(None);
@@ -148,7 +121,7 @@ async fn serve(state: AppState, socket: WebSocket) {
                 }
                 // (Unless it was bound here again since it stopped.)
                 if let (true, Some(subscription)) = (frame.ends, &frame.subscription) {
-                    if state.subscriptions.is_bound(subscription, id) {
+                    if state.registry.is_bound(subscription, id) {
                         continue;
                     }
                     bound.remove(subscription);
@@ -185,7 +158,7 @@ async fn serve(state: AppState, socket: WebSocket) {
                     let due = next_beat.entry(subscription.clone()).or_insert(now + bound.heartbeat);
                     if *due <= now {
                         *due = now + bound.heartbeat;
-                        if let Some(active) = state.subscriptions.active(subscription) {
+                        if let Some(active) = state.registry.active(subscription) {
                             let _ = queue.try_send(Frame::plain(heartbeat(&active)));
                         }
                     }
@@ -202,7 +175,7 @@ async fn serve(state: AppState, socket: WebSocket) {
             }
         }
     };
-    state.subscriptions.unbind_socket(id);
+    state.registry.unbind_socket(id);
     let goodbye = async {
         if why == Some(Kill::SessionEnded) {
             let told = outcome(
@@ -242,7 +215,7 @@ enum Step {
 /// Sends the next page of a catch-up straight to the client (the send waits for the client: that
 /// is the back-pressure), or switches the binding to live once the log has nothing more.
 async fn replay_step(
-    state: &AppState,
+    state: &Context,
     socket: u64,
     replay: &mut Replay,
     last_sent: &mut HashMap<String, i64>,
@@ -257,9 +230,7 @@ async fn replay_step(
             if !replay.replaying {
                 return Step::Done;
             }
-            state
-                .subscriptions
-                .finish_replay(&replay.subscription, socket);
+            state.registry.finish_replay(&replay.subscription, socket);
             replay.replaying = false;
             // What was committed while switching is read at once, before any live frame of
             // this binding is sent (those wait in the queue and are dropped as repeats).
@@ -306,7 +277,7 @@ fn token_of(message: &Value) -> Option<&str> {
 
 /// What a client frame is handled with.
 struct Session<'a> {
-    state: &'a AppState,
+    state: &'a Context,
     socket: u64,
     queue: &'a mpsc::Sender<Frame>,
     kill: &'a watch::Sender<Option<Kill>>,
@@ -351,7 +322,7 @@ async fn handle(
             if kind == "unbind-from-token" {
                 bound.remove(&subscription);
                 next_beat.remove(&subscription);
-                if !state.subscriptions.unbind(&subscription, socket) {
+                if !state.registry.unbind(&subscription, socket) {
                     reply(outcome(
                         "not-found",
                         "that subscription is not bound here".into(),
@@ -370,8 +341,8 @@ async fn handle(
                 ));
             }
             // The handshake's count then includes every event committed before the bind.
-            state.subscriptions.caught_up(state.store.head()).await;
-            let Some(active) = state.subscriptions.active(&subscription) else {
+            state.registry.caught_up(state.store.head()).await;
+            let Some(active) = state.registry.active(&subscription) else {
                 return reply(outcome(
                     "not-found",
                     format!("Subscription/{subscription} is not active"),
@@ -384,9 +355,7 @@ async fn handle(
                     "the token's user does not own the subscription".into(),
                 ));
             }
-            if bound.contains_key(&subscription)
-                && state.subscriptions.is_bound(&subscription, socket)
-            {
+            if bound.contains_key(&subscription) && state.registry.is_bound(&subscription, socket) {
                 return reply(outcome(
                     "duplicate",
                     "that subscription is already bound here".into(),
@@ -409,7 +378,7 @@ async fn handle(
                     "eventsSinceNumber must be a non-negative integer".into(),
                 ));
             };
-            state.subscriptions.bind(
+            state.registry.bind(
                 &subscription,
                 Binding {
                     socket,
@@ -443,21 +412,21 @@ async fn handle(
 /// The next stored notifications of `subscription` after `after`, rendered for its owner now;
 /// `None` when it is no longer active here (or the log cannot be read: the client re-binds).
 async fn replay_page(
-    state: &AppState,
+    state: &Context,
     subscription: &str,
     after: i64,
 ) -> Option<Vec<(i64, String)>> {
-    let base = format!("http://{}/fhir/R4", state.leptos.site_addr);
+    let base = state.base.clone();
     let rows = state
         .store
         .subscription_events(subscription, after, i64::MAX, REPLAY_PAGE)
         .await
         .ok()?;
-    let active = state.subscriptions.active(subscription)?;
+    let active = state.registry.active(subscription)?;
     if rows.is_empty() {
         return Some(Vec::new());
     }
-    let owner = OwnerAccess::load(state, &active.owner).await;
+    let owner = OwnerAccess::load(&state.store, &active.owner).await;
     Some(
         rows.iter()
             .map(|(number, event)| {

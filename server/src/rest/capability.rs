@@ -3,12 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::params::params_for;
-
-/// Types clients may write; AuditEvent is produced by the server and only read.
-pub fn writable(resource_type: &str) -> bool {
-    resource_type != "AuditEvent" && app::fhir::RESOURCE_TYPES.contains(&resource_type)
-}
+use crate::fhir::params::{self, params_for, writable};
 
 pub fn capability_statement(base_url: &str, software_version: &str, published: &str) -> Value {
     let resources: Vec<Value> = app::fhir::RESOURCE_TYPES
@@ -31,7 +26,7 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
                         .iter()
                         .map(|param| {
                             let mut declared = json!({"name": param.name, "type": param.kind.as_str()});
-                            if let Some(url) = super::params::own_definition(rtype, param.name) {
+                            if let Some(url) = params::own_definition(rtype, param.name) {
                                 declared["definition"] = json!(url);
                             }
                             declared
@@ -40,7 +35,7 @@ pub fn capability_statement(base_url: &str, software_version: &str, published: &
             }
             let includes: Vec<String> = params_for(rtype)
                 .iter()
-                .filter(|param| param.kind == super::params::Kind::Reference && *rtype != "AuditEvent")
+                .filter(|param| param.kind == params::Kind::Reference && *rtype != "AuditEvent")
                 .map(|param| format!("{rtype}:{}", param.name))
                 .collect();
             let mut resource = json!({
