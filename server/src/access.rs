@@ -116,7 +116,7 @@ impl Facts {
             patient_id: app::fhir::patient_id(resource),
             restricted: app::fhir::security_restricted(resource),
             owner: (resource_type == "Subscription")
-                .then(|| crate::subscriptions::resource::owner_of(resource).map(str::to_owned))
+                .then(|| crate::store::index::owner_of(resource).map(str::to_owned))
                 .flatten(),
         }
     }

@@ -295,7 +295,10 @@ impl Config {
                         .map_err(|_| invalid("expected HOST:PORT, e.g. 127.0.0.1:3000"))?
                 }
                 "--database-url" => {
-                    if !value.starts_with("sqlite:") && !crate::store::is_postgres_url(&value) {
+                    if !["sqlite:", "postgres://", "postgresql://"]
+                        .iter()
+                        .any(|scheme| value.starts_with(scheme))
+                    {
                         return Err(invalid(
                             "expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE",
                         ));

@@ -1119,7 +1119,7 @@ impl From<StoreError> for FhirError {
                     "a resource with these identifying values already exists".into(),
                 )
             }
-            StoreError::Database(sqlx::Error::Database(db)) if is_busy(db.as_ref()) => {
+            busy if busy.is_busy() => {
                 FhirError::TooManyRequests {
                     message: "the database is busy; retry shortly".into(),
                     retry_after_secs: 1,
@@ -1128,14 +1128,4 @@ impl From<StoreError> for FhirError {
             other => FhirError::Internal(other.to_string()),
         }
     }
-}
-
-/// SQLite's "database is locked" (`SQLITE_BUSY`, 5) or "table is locked" (`SQLITE_LOCKED`, 6),
-/// by the primary result code that the extended code carries in its low byte.
-fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
-    error
-        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-        .and_then(sqlx::error::DatabaseError::code)
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }

@@ -1,11 +1,13 @@
-//! Accounts, sessions and the lookups the access policy needs (SQLite).
+//! Accounts, sessions and the lookups the access policy needs.
 //!
 //! Part of the store so that all SQL stays behind one interface. Password hashing and token
-//! logic live in `auth`; this file only persists their results.
+//! logic live in `auth`; this file only persists their results. A revocation is told to every
+//! node (on PostgreSQL) by the transaction that commits it.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
+use tokio::sync::broadcast;
 
-use super::{SqliteStore, StoreError};
+use super::{backend::postgres::Notice, engine::on, handle::Store, model::StoreError};
 
 /// A user account as stored.
 #[derive(Debug, Clone)]
@@ -31,21 +33,29 @@ pub enum Refresh {
     Invalid,
 }
 
+/// Session ids asked about in one query (each is a bound parameter).
+const SESSIONS_PER_QUERY: usize = 1000;
+
 /// (session id, used at, user id, revoked at, expires at) of a presented refresh token.
 type RefreshRow = (String, Option<String>, String, Option<String>, String);
 
+/// A `users` row, without the units.
 type UserTuple = (String, String, String, String, String, Option<String>, bool);
 
-impl SqliteStore {
+/// The columns of a [`UserTuple`].
+const USER_COLUMNS: &str = "id, username, name, role, password_hash, practitioner_id, active";
+
+impl Store {
     async fn with_units(&self, row: Option<UserTuple>) -> Result<Option<UserRow>, StoreError> {
         let Some((id, username, name, role, password_hash, practitioner_id, active)) = row else {
             return Ok(None);
         };
-        let units: Vec<String> =
-            sqlx::query_scalar("SELECT unit_id FROM user_units WHERE user_id = ? ORDER BY unit_id")
+        let units: Vec<String> = on!(self.db.readers(), |pool| {
+            sqlx::query_scalar("SELECT unit_id FROM user_units WHERE user_id = $1 ORDER BY unit_id")
                 .bind(&id)
-                .fetch_all(self.readers())
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         Ok(Some(UserRow {
             id,
             username,
@@ -58,53 +68,60 @@ impl SqliteStore {
         }))
     }
 
+    /// The account signing in with `username`.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        let row: Option<UserTuple> = sqlx::query_as(
-            "SELECT id, username, name, role, password_hash, practitioner_id, active FROM users WHERE username = ?",
-        )
-        .bind(username)
-        .fetch_optional(self.readers())
-        .await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserTuple> = on!(self.db.readers(), |pool| {
+            sqlx::query_as(&sql)
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
+        });
         self.with_units(row).await
     }
 
+    /// The account with this id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
-        let row: Option<UserTuple> = sqlx::query_as(
-            "SELECT id, username, name, role, password_hash, practitioner_id, active FROM users WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(self.readers())
-        .await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserTuple> = on!(self.db.readers(), |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
         self.with_units(row).await
     }
 
+    /// Adds an account with its units.
     pub async fn insert_user(&self, user: &UserRow, created_at: &str) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, name, role, password_hash, practitioner_id, active, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.name)
-        .bind(&user.role)
-        .bind(&user.password_hash)
-        .bind(&user.practitioner_id)
-        .bind(user.active)
-        .bind(created_at)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.db.begin().await?;
+        on!(tx.conn(), |conn| {
+            sqlx::query(
+                "INSERT INTO users (id, username, name, role, password_hash, practitioner_id, active, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.name)
+            .bind(&user.role)
+            .bind(&user.password_hash)
+            .bind(&user.practitioner_id)
+            .bind(user.active)
+            .bind(created_at)
+            .execute(conn)
+            .await?;
+        });
         for unit in &user.units {
-            sqlx::query("INSERT INTO user_units (user_id, unit_id) VALUES (?, ?)")
-                .bind(&user.id)
-                .bind(unit)
-                .execute(&mut *tx)
-                .await?;
+            on!(tx.conn(), |conn| {
+                sqlx::query("INSERT INTO user_units (user_id, unit_id) VALUES ($1, $2)")
+                    .bind(&user.id)
+                    .bind(unit)
+                    .execute(conn)
+                    .await?;
+            });
         }
         tx.commit().await?;
         Ok(())
     }
 
+    /// Starts a session with its first refresh token (by hash).
     pub async fn create_session(
         &self,
         session_id: &str,
@@ -113,24 +130,28 @@ impl SqliteStore {
         expires_at: &str,
         refresh_hash: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(session_id)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?, ?, ?)",
-        )
-        .bind(refresh_hash)
-        .bind(session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.db.begin().await?;
+        on!(tx.conn(), |conn| {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(conn)
+            .await?;
+        });
+        on!(tx.conn(), |conn| {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)",
+            )
+            .bind(refresh_hash)
+            .bind(session_id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -144,14 +165,16 @@ impl SqliteStore {
         now: &str,
         grace_start: &str,
     ) -> Result<Refresh, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<RefreshRow> = sqlx::query_as(
-            "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
-        )
-        .bind(old_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let mut tx = self.db.begin().await?;
+        let row: Option<RefreshRow> = on!(tx.conn(), |conn| {
+            sqlx::query_as(
+                "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+            )
+            .bind(old_hash)
+            .fetch_optional(conn)
+            .await?
+        });
         let Some((session_id, used_at, user_id, revoked_at, expires_at)) = row else {
             return Ok(Refresh::Invalid);
         };
@@ -162,11 +185,17 @@ impl SqliteStore {
             // Two tabs refreshing at the same moment present the same token; tolerate that
             // briefly, treat anything later as theft.
             if used_at.as_str() < grace_start {
-                sqlx::query("UPDATE sessions SET revoked_at = ?, revoked_why = 'refresh token replayed' WHERE id = ?")
+                on!(tx.conn(), |conn| {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_why = 'refresh token replayed'
+                         WHERE id = $2",
+                    )
                     .bind(now)
                     .bind(&session_id)
-                    .execute(&mut *tx)
+                    .execute(conn)
                     .await?;
+                });
+                tx.notify(&Notice::Revoked(session_id.clone())).await?;
                 tx.commit().await?;
                 return Ok(Refresh::Replayed {
                     session_id,
@@ -174,20 +203,24 @@ impl SqliteStore {
                 });
             }
         } else {
-            sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?")
-                .bind(now)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?;
+            on!(tx.conn(), |conn| {
+                sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+                    .bind(now)
+                    .bind(old_hash)
+                    .execute(conn)
+                    .await?;
+            });
         }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?, ?, ?)",
-        )
-        .bind(new_hash)
-        .bind(&session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        on!(tx.conn(), |conn| {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)",
+            )
+            .bind(new_hash)
+            .bind(&session_id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        });
         tx.commit().await?;
         Ok(Refresh::Rotated {
             session_id,
@@ -195,18 +228,27 @@ impl SqliteStore {
         })
     }
 
+    /// Ends a session (if it is not ended already) and tells every node.
     pub async fn revoke_session(
         &self,
         session_id: &str,
         now: &str,
         why: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET revoked_at = ?, revoked_why = ? WHERE id = ? AND revoked_at IS NULL")
+        let mut tx = self.db.begin().await?;
+        on!(tx.conn(), |conn| {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $1, revoked_why = $2
+                 WHERE id = $3 AND revoked_at IS NULL",
+            )
             .bind(now)
             .bind(why)
             .bind(session_id)
-            .execute(self.writer())
+            .execute(conn)
             .await?;
+        });
+        tx.notify(&Notice::Revoked(session_id.to_owned())).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -216,13 +258,15 @@ impl SqliteStore {
         session_id: &str,
         now: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
-        )
-        .bind(session_id)
-        .bind(now)
-        .fetch_optional(self.readers())
-        .await?)
+        Ok(on!(self.db.readers(), |pool| {
+            sqlx::query_scalar(
+                "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            )
+            .bind(session_id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// The live session a refresh token (by its hash) belongs to, and its user: sign-out with
@@ -232,35 +276,53 @@ impl SqliteStore {
         token_hash: &str,
         now: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-             WHERE t.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(self.readers())
-        .await?)
+        Ok(on!(self.db.readers(), |pool| {
+            sqlx::query_as(
+                "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                 WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
-    /// Which of `session_ids` exist, are not revoked and have not expired at `now`.
+    /// Which of `session_ids` are active at `now` (not revoked, not expired), asked in as few
+    /// queries as the engines' parameter limits allow.
     pub async fn active_sessions(
         &self,
         session_ids: &[String],
         now: &str,
     ) -> Result<Vec<String>, StoreError> {
-        if session_ids.is_empty() {
-            return Ok(Vec::new());
+        let mut active = Vec::new();
+        for chunk in session_ids.chunks(SESSIONS_PER_QUERY) {
+            let found: Vec<String> = on!(self.db.readers(), |pool| {
+                let mut query = QueryBuilder::new(
+                    "SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ",
+                );
+                query.push_bind(now).push(" AND id IN (");
+                let mut ids = query.separated(", ");
+                for id in chunk {
+                    ids.push_bind(id);
+                }
+                query.push(")");
+                query.build_query_scalar().fetch_all(pool).await?
+            });
+            active.extend(found);
         }
-        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ",
-        );
-        query.push_bind(now).push(" AND id IN (");
-        let mut ids = query.separated(", ");
-        for id in session_ids {
-            ids.push_bind(id);
-        }
-        query.push(")");
-        Ok(query.build_query_scalar().fetch_all(self.readers()).await?)
+        Ok(active)
+    }
+
+    /// Session ids revoked on any node from now on.
+    pub fn subscribe_revoked(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+
+    /// Whether every revocation reaches this node now; while not, a sign-out elsewhere may go
+    /// unheard (PostgreSQL, its `LISTEN` connection lost).
+    pub fn hears_revocations(&self) -> bool {
+        *self.hearing.borrow()
     }
 
     /// Patients whose active CareTeam lists this practitioner.
@@ -268,18 +330,20 @@ impl SqliteStore {
         &self,
         practitioner_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT r.patient_id FROM resources r
-             JOIN search_index m ON m.rtype = 'CareTeam' AND m.id = r.id AND m.param = 'participant'
-                               AND m.system = 'Practitioner' AND m.value = ?
-             JOIN search_index st ON st.rtype = 'CareTeam' AND st.id = r.id AND st.param = 'status'
-                                AND st.value = 'active'
-             WHERE r.rtype = 'CareTeam' AND r.deleted = 0 AND r.patient_id IS NOT NULL
-             ORDER BY 1",
-        )
-        .bind(practitioner_id)
-        .fetch_all(self.readers())
-        .await?)
+        Ok(on!(self.db.readers(), |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT r.patient_id FROM resources r
+                 JOIN search_index m ON m.rtype = 'CareTeam' AND m.id = r.id AND m.param = 'participant'
+                                   AND m.system = 'Practitioner' AND m.value = $1
+                 JOIN search_index st ON st.rtype = 'CareTeam' AND st.id = r.id AND st.param = 'status'
+                                    AND st.value = 'active'
+                 WHERE r.rtype = 'CareTeam' AND r.deleted = FALSE AND r.patient_id IS NOT NULL
+                 ORDER BY 1",
+            )
+            .bind(practitioner_id)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Patients whose active Encounter is on one of these units.
@@ -287,39 +351,48 @@ impl SqliteStore {
         if units.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT DISTINCT patient_id FROM resources
-             WHERE rtype = 'Encounter' AND deleted = 0 AND patient_id IS NOT NULL AND unit_id IN (",
-        );
-        let mut list = query.separated(", ");
-        for unit in units {
-            list.push_bind(unit.clone());
-        }
-        query.push(") ORDER BY 1");
-        Ok(query.build_query_scalar().fetch_all(self.readers()).await?)
-    }
-
-    /// The unit each patient is on now (patient id, unit id), for the census and the panels.
-    pub async fn census(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT unit_id, COUNT(DISTINCT patient_id) FROM resources
-             WHERE rtype = 'Encounter' AND deleted = 0 AND unit_id IS NOT NULL
-             GROUP BY unit_id ORDER BY unit_id",
-        )
-        .fetch_all(self.readers())
-        .await?)
+        Ok(on!(self.db.readers(), |pool| {
+            let mut query = QueryBuilder::new(
+                "SELECT DISTINCT patient_id FROM resources
+                 WHERE rtype = 'Encounter' AND deleted = FALSE AND patient_id IS NOT NULL
+                   AND unit_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for unit in units {
+                list.push_bind(unit.clone());
+            }
+            query.push(") ORDER BY 1");
+            query.build_query_scalar().fetch_all(pool).await?
+        }))
     }
 
     /// Patients with a prescription the pharmacy still has to act on.
     pub async fn prescription_patients(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT r.patient_id FROM resources r
-             JOIN search_index st ON st.rtype = 'MedicationRequest' AND st.id = r.id AND st.param = 'status'
-                                AND st.value IN ('active', 'on-hold', 'draft')
-             WHERE r.rtype = 'MedicationRequest' AND r.deleted = 0 AND r.patient_id IS NOT NULL
-             ORDER BY 1",
-        )
-        .fetch_all(self.readers())
-        .await?)
+        Ok(on!(self.db.readers(), |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT r.patient_id FROM resources r
+                 JOIN search_index st ON st.rtype = 'MedicationRequest' AND st.id = r.id
+                                     AND st.param = 'status'
+                                     AND st.value IN ('active', 'on-hold', 'draft')
+                 WHERE r.rtype = 'MedicationRequest' AND r.deleted = FALSE
+                   AND r.patient_id IS NOT NULL
+                 ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Patients per unit (unit id, count) from the active Encounters.
+    pub async fn census(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on!(self.db.readers(), |pool| {
+            sqlx::query_as(
+                "SELECT unit_id, COUNT(DISTINCT patient_id) FROM resources
+                 WHERE rtype = 'Encounter' AND deleted = FALSE AND unit_id IS NOT NULL
+                 GROUP BY unit_id ORDER BY unit_id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
     }
 }

@@ -34,10 +34,25 @@ pub const OWNER_PARAM: &str = "_owner";
 /// row with system `""` holds it lower-cased. (String parameters have no system of their own.)
 pub const EXACT_SYSTEM: &str = "exact";
 
+/// The extension a Subscription's owner is stamped in by the server: the user whose rights the
+/// subscription runs with.
+pub const OWNER_EXTENSION: &str =
+    "http://rounds.example.org/fhir/StructureDefinition/subscription-owner";
+
+/// The owner stamped on a stored Subscription.
+pub fn owner_of(resource: &Value) -> Option<&str> {
+    resource
+        .get("extension")?
+        .as_array()?
+        .iter()
+        .find(|extension| extension["url"] == OWNER_EXTENSION)?["valueString"]
+        .as_str()
+}
+
 pub fn index_entries(resource_type: &str, resource: &Value) -> IndexEntries {
     let mut entries = IndexEntries::default();
     if resource_type == "Subscription" {
-        if let Some(owner) = crate::subscriptions::resource::owner_of(resource) {
+        if let Some(owner) = owner_of(resource) {
             entries
                 .values
                 .push((OWNER_PARAM, String::new(), owner.to_owned()));
@@ -148,7 +163,7 @@ mod tests {
     fn a_subscription_is_indexed_by_its_owner() {
         let subscription = json!({
             "resourceType": "Subscription", "status": "active",
-            "extension": [{"url": crate::subscriptions::OWNER_EXTENSION, "valueString": "u-1"}]
+            "extension": [{"url": OWNER_EXTENSION, "valueString": "u-1"}]
         });
         assert!(index_entries("Subscription", &subscription)
             .values

@@ -18,9 +18,8 @@ use crate::{
     store::EventRecord,
 };
 
-/// Server-stamped: the user whose rights the subscription runs with.
-pub const OWNER_EXTENSION: &str =
-    "http://rounds.example.org/fhir/StructureDefinition/subscription-owner";
+/// Server-stamped: the user whose rights the subscription runs with (`owner_of` reads it).
+pub use crate::store::index::{owner_of, OWNER_EXTENSION};
 /// Medplum's interaction filter (`create`, `update` or `delete`), honoured as Medplum does.
 pub const INTERACTION_EXTENSION: &str =
     "https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction";
@@ -57,12 +56,6 @@ fn extension<'a>(resource: &'a Value, url: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-/// The owner stamped on a stored Subscription.
-pub fn owner_of(resource: &Value) -> Option<&str> {
-    extension(resource, OWNER_EXTENSION)
-        .first()
-        .and_then(|e| e["valueString"].as_str())
-}
 
 fn interactions_of(resource: &Value) -> Result<Vec<Action>, String> {
     extension(resource, INTERACTION_EXTENSION)

@@ -1,0 +1,71 @@
+//! The store handle held in `AppState`, and what its background tasks are sent.
+//!
+//! Only the type: its methods are written next to the SQL they run, one file per concern
+//! (`read.rs`, `write.rs`, `events.rs`, `subscriptions.rs`, `accounts.rs`, `audit.rs`), and
+//! `Store::open` in `mod.rs`.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::{
+    engine::Db,
+    model::{Actor, AuditRecord, StoreError, WriteOp, Written},
+};
+
+/// The store handle held in `AppState`; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(super) db: Db,
+    pub(super) head: watch::Sender<i64>,
+    /// The subscription matcher's committed position: every notification for an event at or
+    /// before it is in the database.
+    pub(super) matcher: watch::Sender<i64>,
+    /// Sessions revoked on any node.
+    pub(super) revoked: broadcast::Sender<String>,
+    /// Whether every revocation reaches this node now (always on SQLite; on PostgreSQL while
+    /// its `LISTEN` connection is up and has re-read what it missed).
+    pub(super) hearing: watch::Sender<bool>,
+    /// When this node committed recent events: (last seq of a write, commit instant), oldest
+    /// first. Only for the commit-to-socket latency metric; bounded.
+    pub(super) commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
+    /// The group-commit writer's queue (`write.rs`).
+    pub(super) writes: mpsc::UnboundedSender<WriteJob>,
+    /// The audit writer's queue (`audit.rs`).
+    pub(super) audits: mpsc::UnboundedSender<AuditMsg>,
+}
+
+/// How many recent commits `Store::commit_instant` remembers.
+pub(super) const COMMIT_CLOCK_LEN: usize = 8192;
+
+/// A write waiting for the group-commit writer.
+pub(super) struct WriteJob {
+    pub actor: Actor,
+    pub resource_type: String,
+    pub op: WriteOp,
+    pub body: Option<Value>,
+    pub reply: oneshot::Sender<Result<Option<Written>, StoreError>>,
+}
+
+/// What the audit writer is handed.
+pub(super) enum AuditMsg {
+    Record(Box<AuditRecord>),
+    /// Answer once every record sent before is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Moves a watch forward only (commits, notifications and re-reads may arrive in any order).
+pub(super) fn advance(watch: &watch::Sender<i64>, value: i64) {
+    watch.send_if_modified(|current| {
+        let moved = value > *current;
+        if moved {
+            *current = value;
+        }
+        moved
+    });
+}
