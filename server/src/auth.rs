@@ -7,6 +7,8 @@
 //! Cookie-authenticated state-changing requests must come from our own origin (CSRF).
 //! This module authenticates; what a user may see is decided in `access`, never here.
 
+pub mod password;
+
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -31,7 +33,6 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     fhir::{date::format_instant, error::FhirError},
-    password::{dummy_hash, Hasher},
     state::AppState,
     store::{
         accounts::{Refresh, UserRow},
@@ -39,6 +40,7 @@ use crate::{
     },
 };
 pub use app::auth::{Role, UserInfo};
+use password::{dummy_hash, Hasher};
 
 /// WebSocket `?token=` tokens live this long: enough to open a socket, useless when stolen later.
 pub const WS_TOKEN_TTL: Duration = Duration::from_secs(120);
@@ -117,8 +119,8 @@ impl AuthKeys {
             sessions: Mutex::new(HashMap::new()),
             limiter: Mutex::new(LoginLimiter::default()),
             hasher: Hasher::new(
-                crate::password::DEFAULT_CONCURRENCY,
-                crate::password::DEFAULT_WAIT,
+                password::DEFAULT_CONCURRENCY,
+                password::DEFAULT_WAIT,
             ),
             trusted_proxies: Vec::new(),
             secure_cookies,
@@ -132,7 +134,7 @@ impl AuthKeys {
         hash_concurrency: usize,
         trusted_proxies: Vec<IpAddr>,
     ) -> Self {
-        self.hasher = Hasher::new(hash_concurrency, crate::password::DEFAULT_WAIT);
+        self.hasher = Hasher::new(hash_concurrency, password::DEFAULT_WAIT);
         self.trusted_proxies = trusted_proxies;
         self
     }

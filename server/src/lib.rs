@@ -10,7 +10,6 @@ pub mod config;
 pub mod demo;
 pub mod fhir;
 pub mod metrics;
-pub mod password;
 pub mod realtime;
 pub mod seed;
 pub mod sessions;
