@@ -85,7 +85,8 @@ pub struct Claims {
     pub client_id: Option<String>,
 }
 
-/// Signing keys, the session revocation cache and what bounds sign-in; created once at start-up.
+/// Signing keys, the session revocation cache and the token and cookie settings; created once
+/// at start-up, inside [`Auth`].
 pub struct AuthKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -93,11 +94,6 @@ pub struct AuthKeys {
     /// after a few seconds, so a revocation on another node is seen quickly; one on this node
     /// at once.
     sessions: Mutex<HashMap<String, (Option<String>, Instant)>>,
-    limiter: Mutex<LoginLimiter>,
-    /// Verifies passwords, a bounded number at once.
-    hasher: Hasher,
-    /// Peers whose `X-Forwarded-For` is believed.
-    trusted_proxies: Vec<IpAddr>,
     /// Whether to mark cookies `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
     /// Two tabs refreshing at once present the same refresh token; tolerated within this window.
@@ -117,40 +113,8 @@ impl AuthKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             sessions: Mutex::new(HashMap::new()),
-            limiter: Mutex::new(LoginLimiter::default()),
-            hasher: Hasher::new(
-                password::DEFAULT_CONCURRENCY,
-                password::DEFAULT_WAIT,
-            ),
-            trusted_proxies: Vec::new(),
             secure_cookies,
         }
-    }
-
-    /// At most `hash_concurrency` password verifications at once; `X-Forwarded-For` believed
-    /// from `trusted_proxies` only.
-    pub fn with_sign_in_limits(
-        mut self,
-        hash_concurrency: usize,
-        trusted_proxies: Vec<IpAddr>,
-    ) -> Self {
-        self.hasher = Hasher::new(hash_concurrency, password::DEFAULT_WAIT);
-        self.trusted_proxies = trusted_proxies;
-        self
-    }
-
-    /// The client's address, for the sign-in throttle and the audit trail: the TCP peer, unless
-    /// the peer is one of our proxies; then the nearest `X-Forwarded-For` hop that is not. A
-    /// header from anyone else is ignored, since anyone can write one.
-    pub fn client_address(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-        match peer {
-            Some(peer) => client_ip(&self.trusted_proxies, headers, peer.ip()).to_string(),
-            None => "unknown".into(),
-        }
-    }
-
-    fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
-        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Signs a token for `user` in session `sid`.
@@ -291,6 +255,70 @@ impl AuthKeys {
     }
 }
 
+/// Authentication and the session lifecycle: checks requests, signs in, refreshes and signs
+/// out. Holds exactly what those need (the keys, the store, the sign-in throttle, the password
+/// hasher, the proxies to believe); created once at start-up and held in `AppState`, so that
+/// nothing below the handlers needs the application state.
+///
+/// It derefs to its [`AuthKeys`]: token work reads `state.auth.verify(…)`, `state.auth.issue(…)`.
+pub struct Auth {
+    keys: AuthKeys,
+    store: Store,
+    limiter: Mutex<LoginLimiter>,
+    /// Verifies passwords, a bounded number at once.
+    hasher: Hasher,
+    /// Peers whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl std::ops::Deref for Auth {
+    type Target = AuthKeys;
+
+    fn deref(&self) -> &AuthKeys {
+        &self.keys
+    }
+}
+
+impl Auth {
+    /// Authentication with `keys` against `store`, with the default sign-in limits (see
+    /// [`Auth::with_sign_in_limits`]).
+    pub fn new(keys: AuthKeys, store: Store) -> Self {
+        Self {
+            keys,
+            store,
+            limiter: Mutex::new(LoginLimiter::default()),
+            hasher: Hasher::new(password::DEFAULT_CONCURRENCY, password::DEFAULT_WAIT),
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// At most `hash_concurrency` password verifications at once; `X-Forwarded-For` believed
+    /// from `trusted_proxies` only.
+    pub fn with_sign_in_limits(
+        mut self,
+        hash_concurrency: usize,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Self {
+        self.hasher = Hasher::new(hash_concurrency, password::DEFAULT_WAIT);
+        self.trusted_proxies = trusted_proxies;
+        self
+    }
+
+    /// The client's address, for the sign-in throttle and the audit trail: the TCP peer, unless
+    /// the peer is one of our proxies; then the nearest `X-Forwarded-For` hop that is not. A
+    /// header from anyone else is ignored, since anyone can write one.
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+        match peer {
+            Some(peer) => client_ip(&self.trusted_proxies, headers, peer.ip()).to_string(),
+            None => "unknown".into(),
+        }
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// A signed-in user, from `Authorization: Bearer` or the session cookie.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -373,7 +401,7 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// Middleware in front of every route: replaces `X-Forwarded-For` with the one client address
-/// [`AuthKeys::client_address`] resolves (the TCP peer unless that is a trusted proxy), so that
+/// [`Auth::client_address`] resolves (the TCP peer unless that is a trusted proxy), so that
 /// what reads the header further in (the FHIR layer's audit source) reads a vetted address,
 /// never one a client wrote. Resolving again downstream gives the same address.
 pub async fn resolve_client(
@@ -437,84 +465,94 @@ fn access_token(headers: &HeaderMap) -> Result<(&str, bool), FhirError> {
     }
 }
 
-/// Authenticates a request (used by the extractor, the WebSocket upgrade and server functions).
-pub async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    method: &Method,
-) -> Result<AuthUser, FhirError> {
-    let (token, via_cookie) = access_token(headers)?;
-    let claims = state.auth.verify(token, Purpose::Access)?;
-    user_from_claims(state, claims, via_cookie, headers, method).await
-}
+impl Auth {
+    /// Authenticates a request (used by the extractor, the WebSocket upgrade and server
+    /// functions).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+    ) -> Result<AuthUser, FhirError> {
+        let (token, via_cookie) = access_token(headers)?;
+        let claims = self.keys.verify(token, Purpose::Access)?;
+        self.user_from_claims(claims, via_cookie, headers, method)
+            .await
+    }
 
-/// Authenticates a WebSocket upgrade: a `?token=` (WebSocket purpose), a bearer header, or the
-/// session cookie (then the page's Origin must be ours: no cross-site socket hijacking). Returns
-/// the user and when the socket must close (unix seconds): the access token's expiry, or for a
-/// `?token=` one access-token lifetime after it was issued, since that token only opens sockets.
-pub async fn authenticate_socket(
-    state: &AppState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<(AuthUser, i64), FhirError> {
-    if let Some(token) = query_token {
-        let claims = state.auth.verify(token, Purpose::Ws)?;
-        let expires = claims.iat + state.auth.access_ttl.as_secs() as i64;
-        let user = user_from_claims(state, claims, false, headers, &Method::GET).await?;
-        return Ok((user, expires));
-    }
-    let (token, via_cookie) = access_token(headers)?;
-    if via_cookie && headers.contains_key(header::ORIGIN) && !same_origin(headers) {
-        return Err(FhirError::Forbidden(
-            "cross-site WebSocket refused (Origin does not match)".into(),
-        ));
-    }
-    let claims = state.auth.verify(token, Purpose::Access)?;
-    let expires = claims.exp;
-    let user = user_from_claims(state, claims, via_cookie, headers, &Method::GET).await?;
-    Ok((user, expires))
-}
 
-/// Turns verified claims into a user, checking the session and (for cookies) the origin.
-pub async fn user_from_claims(
-    state: &AppState,
-    claims: Claims,
-    via_cookie: bool,
-    headers: &HeaderMap,
-    method: &Method,
-) -> Result<AuthUser, FhirError> {
-    if !state
-        .auth
-        .session_active(&state.store, &claims.sid, &claims.sub)
-        .await?
-    {
-        return Err(FhirError::Unauthorized(
-            "the session has ended; sign in again".into(),
-        ));
+    /// Authenticates a WebSocket upgrade: a `?token=` (WebSocket purpose), a bearer header, or
+    /// the session cookie (then the page's Origin must be ours: no cross-site socket hijacking).
+    /// Returns the user and when the socket must close (unix seconds): the access token's
+    /// expiry, or for a `?token=` one access-token lifetime after it was issued, since that
+    /// token only opens sockets.
+    pub async fn authenticate_socket(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<(AuthUser, i64), FhirError> {
+        if let Some(token) = query_token {
+            let claims = self.keys.verify(token, Purpose::Ws)?;
+            let expires = claims.iat + self.keys.access_ttl.as_secs() as i64;
+            let user = self
+                .user_from_claims(claims, false, headers, &Method::GET)
+                .await?;
+            return Ok((user, expires));
+        }
+        let (token, via_cookie) = access_token(headers)?;
+        if via_cookie && headers.contains_key(header::ORIGIN) && !same_origin(headers) {
+            return Err(FhirError::Forbidden(
+                "cross-site WebSocket refused (Origin does not match)".into(),
+            ));
+        }
+        let claims = self.keys.verify(token, Purpose::Access)?;
+        let expires = claims.exp;
+        let user = self
+            .user_from_claims(claims, via_cookie, headers, &Method::GET)
+            .await?;
+        Ok((user, expires))
     }
-    if via_cookie
-        && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        && !same_origin(headers)
-    {
-        return Err(cross_site());
+
+    /// Turns verified claims into a user, checking the session and (for cookies) the origin.
+    pub async fn user_from_claims(
+        &self,
+        claims: Claims,
+        via_cookie: bool,
+        headers: &HeaderMap,
+        method: &Method,
+    ) -> Result<AuthUser, FhirError> {
+        if !self
+            .keys
+            .session_active(&self.store, &claims.sid, &claims.sub)
+            .await?
+        {
+            return Err(FhirError::Unauthorized(
+                "the session has ended; sign in again".into(),
+            ));
+        }
+        if via_cookie
+            && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            && !same_origin(headers)
+        {
+            return Err(cross_site());
+        }
+        let user = self
+            .store
+            .user_by_id(&claims.sub)
+            .await?
+            .filter(|user| user.active)
+            .ok_or_else(|| FhirError::Unauthorized("the account is not active".into()))?;
+        let role = Role::parse(&user.role)
+            .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
+        Ok(AuthUser {
+            id: user.id,
+            name: user.name,
+            role,
+            session_id: claims.sid,
+            practitioner_id: user.practitioner_id,
+            units: user.units,
+            via_cookie,
+        })
     }
-    let user = state
-        .store
-        .user_by_id(&claims.sub)
-        .await?
-        .filter(|user| user.active)
-        .ok_or_else(|| FhirError::Unauthorized("the account is not active".into()))?;
-    let role = Role::parse(&user.role)
-        .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
-    Ok(AuthUser {
-        id: user.id,
-        name: user.name,
-        role,
-        session_id: claims.sid,
-        practitioner_id: user.practitioner_id,
-        units: user.units,
-        via_cookie,
-    })
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -526,7 +564,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        authenticate(&state, &parts.headers, &parts.method).await
+        state.auth.authenticate(&parts.headers, &parts.method).await
     }
 }
 
@@ -686,38 +724,33 @@ pub struct IssuedSession {
     pub cookies: Vec<String>,
 }
 
-/// Issues an access token for session `sid` and the cookies for it and `refresh`.
-pub fn session_cookies(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &UserInfo,
-    sid: &str,
-    refresh: &str,
-) -> Result<IssuedSession, FhirError> {
-    let access_token = state
-        .auth
-        .issue(user, sid, Purpose::Access, state.auth.access_ttl)?;
-    let secure = state.auth.secure_cookies
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
-    let cookies = vec![
-        set_cookie(
-            ACCESS_COOKIE,
-            &access_token,
-            state.auth.access_ttl,
-            "Lax",
-            secure,
-        ),
-        set_cookie(REFRESH_COOKIE, refresh, SESSION_TTL, "Strict", secure),
-    ];
-    Ok(IssuedSession {
-        user: user.clone(),
-        access_token,
-        expires_in: state.auth.access_ttl,
-        cookies,
-    })
+impl Auth {
+    /// Issues an access token for session `sid` and the cookies for it and `refresh`.
+    pub fn session_cookies(
+        &self,
+        headers: &HeaderMap,
+        user: &UserInfo,
+        sid: &str,
+        refresh: &str,
+    ) -> Result<IssuedSession, FhirError> {
+        let keys = &self.keys;
+        let access_token = keys.issue(user, sid, Purpose::Access, keys.access_ttl)?;
+        let secure = keys.secure_cookies
+            || headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        let cookies = vec![
+            set_cookie(ACCESS_COOKIE, &access_token, keys.access_ttl, "Lax", secure),
+            set_cookie(REFRESH_COOKIE, refresh, SESSION_TTL, "Strict", secure),
+        ];
+        Ok(IssuedSession {
+            user: user.clone(),
+            access_token,
+            expires_in: keys.access_ttl,
+            cookies,
+        })
+    }
 }
 
 /// The `Set-Cookie` values that remove both session cookies.
@@ -751,107 +784,260 @@ fn append_cookies(response: &mut Response, cookies: &[String]) {
     }
 }
 
-/// Signs a user in; used by `/auth/login`, the OAuth token endpoint and the UI's sign-in form.
-/// `address` is the client's, from [`AuthKeys::client_address`].
-///
-/// The attempt is counted against the throttle before the password is checked, and checked
-/// under the hasher's bound: a flood is refused (429, or 503 while the hasher is at capacity)
-/// before it costs any hashing.
-pub async fn sign_in(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    address: &str,
-) -> Result<(UserInfo, String, String), FhirError> {
-    let audit_failure = |detail: String| {
+impl Auth {
+    /// Signs a user in; used by `/auth/login`, the OAuth token endpoint and the UI's sign-in
+    /// form. `address` is the client's, from [`Auth::client_address`].
+    ///
+    /// The attempt is counted against the throttle before the password is checked, and checked
+    /// under the hasher's bound: a flood is refused (429, or 503 while the hasher is at capacity)
+    /// before it costs any hashing.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<(UserInfo, String, String), FhirError> {
+        let audit_failure = |detail: String| {
+            audit_auth(
+                &self.store,
+                None,
+                "login-failed",
+                "4",
+                detail,
+                address.to_owned(),
+            )
+        };
+        let reserved = self.limiter().reserve(
+            format!("user:{}", username.to_lowercase()),
+            format!("addr:{address}"),
+        );
+        let attempt = match reserved {
+            Ok(attempt) => attempt,
+            Err(retry_after_secs) => {
+                audit_failure(format!("rate-limited: {username:?}"));
+                return Err(FhirError::TooManyRequests {
+                    message: "too many failed sign-ins; wait before trying again".into(),
+                    retry_after_secs,
+                });
+            }
+        };
+        let user = match self.check_password(username, password).await {
+            Ok(Some(user)) => {
+                self.limiter().succeeded(&attempt);
+                user
+            }
+            Ok(None) => {
+                audit_failure(format!("bad credentials for {username:?}"));
+                return Err(FhirError::Unauthorized("wrong username or password".into()));
+            }
+            Err(error) => {
+                self.limiter().take_back(&attempt);
+                audit_failure(format!("not checked ({error}): {username:?}"));
+                return Err(error);
+            }
+        };
+        let role = Role::parse(&user.role)
+            .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
+        let info = UserInfo {
+            id: user.id.clone(),
+            name: user.name.clone(),
+            role,
+        };
+        let sid = uuid::Uuid::new_v4().to_string();
+        let refresh = random_token();
+        let now = Utc::now();
+        self.store
+            .create_session(
+                &sid,
+                &user.id,
+                &format_instant(now),
+                &format_instant(now + SESSION_TTL),
+                &token_hash(&refresh),
+            )
+            .await?;
         audit_auth(
-            &state.store,
-            None,
-            "login-failed",
-            "4",
-            detail,
+            &self.store,
+            Some(user.id.clone()),
+            "login",
+            "0",
+            "signed in".into(),
             address.to_owned(),
-        )
-    };
-    let reserved = state.auth.limiter().reserve(
-        format!("user:{}", username.to_lowercase()),
-        format!("addr:{address}"),
-    );
-    let attempt = match reserved {
-        Ok(attempt) => attempt,
-        Err(retry_after_secs) => {
-            audit_failure(format!("rate-limited: {username:?}"));
-            return Err(FhirError::TooManyRequests {
-                message: "too many failed sign-ins; wait before trying again".into(),
-                retry_after_secs,
-            });
-        }
-    };
-    let user = match check_password(state, username, password).await {
-        Ok(Some(user)) => {
-            state.auth.limiter().succeeded(&attempt);
-            user
-        }
-        Ok(None) => {
-            audit_failure(format!("bad credentials for {username:?}"));
-            return Err(FhirError::Unauthorized("wrong username or password".into()));
-        }
-        Err(error) => {
-            state.auth.limiter().take_back(&attempt);
-            audit_failure(format!("not checked ({error}): {username:?}"));
-            return Err(error);
-        }
-    };
-    let role = Role::parse(&user.role)
-        .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
-    let info = UserInfo {
-        id: user.id.clone(),
-        name: user.name.clone(),
-        role,
-    };
-    let sid = uuid::Uuid::new_v4().to_string();
-    let refresh = random_token();
-    let now = Utc::now();
-    state
-        .store
-        .create_session(
-            &sid,
-            &user.id,
-            &format_instant(now),
-            &format_instant(now + SESSION_TTL),
-            &token_hash(&refresh),
-        )
-        .await?;
-    audit_auth(
-        &state.store,
-        Some(user.id.clone()),
-        "login",
-        "0",
-        "signed in".into(),
-        address.to_owned(),
-    );
-    Ok((info, sid, refresh))
-}
+        );
+        Ok((info, sid, refresh))
+    }
 
-/// The active account `username` names, if `password` is its password. An unknown or inactive
-/// account is verified against a dummy hash, under the same bound, so that neither timing nor
-/// the hasher's capacity tells accounts apart.
-async fn check_password(
-    state: &AppState,
-    username: &str,
-    password: &str,
-) -> Result<Option<UserRow>, FhirError> {
-    let user = state
-        .store
-        .user_by_username(username)
-        .await?
-        .filter(|user| user.active);
-    let hash = user.as_ref().map_or_else(
-        || dummy_hash().to_owned(),
-        |user| user.password_hash.clone(),
-    );
-    let matched = state.auth.hasher.verify(password.to_owned(), hash).await?;
-    Ok(user.filter(|_| matched))
+    /// The active account `username` names, if `password` is its password. An unknown or
+    /// inactive account is verified against a dummy hash, under the same bound, so that neither
+    /// timing nor the hasher's capacity tells accounts apart.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<UserRow>, FhirError> {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await?
+            .filter(|user| user.active);
+        let hash = user.as_ref().map_or_else(
+            || dummy_hash().to_owned(),
+            |user| user.password_hash.clone(),
+        );
+        let matched = self.hasher.verify(password.to_owned(), hash).await?;
+        Ok(user.filter(|_| matched))
+    }
+
+    /// Rotates the refresh cookie into a new access token; a replayed refresh token revokes the
+    /// whole session. `peer` is the TCP peer, for the audit trail. `end_here` ends a session on
+    /// this node at once (its sockets, held polls and cached tokens: `sessions::end`), which
+    /// authentication cannot reach itself.
+    pub async fn refresh_session(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+        end_here: impl FnOnce(&str, &'static str),
+    ) -> Result<IssuedSession, FhirError> {
+        let presented = cookie(headers, REFRESH_COOKIE)
+            .ok_or_else(|| FhirError::Unauthorized("no refresh token; sign in again".into()))?;
+        let next = random_token();
+        let now = Utc::now();
+        let grace_start =
+            now - chrono::Duration::from_std(self.keys.refresh_grace).unwrap_or_default();
+        let outcome = self
+            .store
+            .rotate_refresh(
+                &token_hash(presented),
+                &token_hash(&next),
+                &format_instant(now),
+                &format_instant(grace_start),
+            )
+            .await?;
+        match outcome {
+            Refresh::Rotated {
+                session_id,
+                user_id,
+            } => {
+                let user = self
+                    .store
+                    .user_by_id(&user_id)
+                    .await?
+                    .filter(|u| u.active)
+                    .ok_or_else(|| FhirError::Unauthorized("the account is not active".into()))?;
+                let role = Role::parse(&user.role)
+                    .ok_or_else(|| FhirError::Internal("unknown role".into()))?;
+                let info = UserInfo {
+                    id: user.id,
+                    name: user.name,
+                    role,
+                };
+                self.session_cookies(headers, &info, &session_id, &next)
+            }
+            Refresh::Replayed {
+                session_id,
+                user_id,
+            } => {
+                end_here(&session_id, "session revoked");
+                let address = self.client_address(headers, peer);
+                audit_auth(
+                    &self.store,
+                    Some(user_id),
+                    "session-revoked",
+                    "8",
+                    "refresh token replayed: session revoked".into(),
+                    address,
+                );
+                Err(FhirError::Unauthorized(
+                    "this refresh token was already used; the session has been revoked".into(),
+                ))
+            }
+            Refresh::Invalid => Err(FhirError::Unauthorized(
+                "the refresh token is not valid; sign in again".into(),
+            )),
+        }
+    }
+
+    /// Revokes the session a sign-out names: through an access token in the bearer header or in
+    /// the session cookie (an expired one still names its session, so sign-out works after a
+    /// coffee break too); a cookie must come with our own Origin or Referer, as for every
+    /// state-changing request. A request that names no session has nothing to end. Any other
+    /// token (a WebSocket or binding token, a forged one, one whose session is another user's)
+    /// is refused and ends nothing. `end_here` ends the session on this node, as for
+    /// [`Auth::refresh_session`].
+    pub async fn end_session(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+        end_here: impl FnOnce(&str, &'static str),
+    ) -> Result<(), FhirError> {
+        let now = format_instant(Utc::now());
+        let (token, via_cookie) = match bearer(headers)? {
+            Some(token) => (token, false),
+            None => match cookie(headers, ACCESS_COOKIE) {
+                Some(token) => (token, true),
+                None => match cookie(headers, REFRESH_COOKIE) {
+                    // The access cookie lapses after its lifetime; the session's refresh cookie
+                    // still names the session, and signing out must end it.
+                    Some(refresh) => {
+                        if !same_origin(headers) {
+                            return Err(cross_site());
+                        }
+                        let found = self
+                            .store
+                            .session_of_refresh(&token_hash(refresh), &now)
+                            .await?;
+                        let Some((session_id, user_id)) = found else {
+                            return Ok(());
+                        };
+                        return self
+                            .revoke_signed_out(headers, peer, &session_id, user_id, &now, end_here)
+                            .await;
+                    }
+                    None => return Ok(()),
+                },
+            },
+        };
+        if via_cookie && !same_origin(headers) {
+            return Err(cross_site());
+        }
+        let claims = self.keys.verify_with(token, Purpose::Access, false)?;
+        match self.store.session_user(&claims.sid, &now).await? {
+            None => return Ok(()),
+            Some(user) if user != claims.sub => {
+                return Err(FhirError::Unauthorized(
+                    "the token does not belong to its session".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        self.revoke_signed_out(headers, peer, &claims.sid, claims.sub, &now, end_here)
+            .await
+    }
+
+    /// Ends a signed-out session in the database and on every socket of this node (the others
+    /// hear of it through the store), and audits it.
+    async fn revoke_signed_out(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+        session_id: &str,
+        user_id: String,
+        now: &str,
+        end_here: impl FnOnce(&str, &'static str),
+    ) -> Result<(), FhirError> {
+        self.store
+            .revoke_session(session_id, now, "signed out")
+            .await?;
+        end_here(session_id, "signed out");
+        audit_auth(
+            &self.store,
+            Some(user_id),
+            "logout",
+            "0",
+            "signed out".into(),
+            self.client_address(headers, peer),
+        );
+        Ok(())
+    }
 }
 
 async fn login(
@@ -864,77 +1050,13 @@ async fn login(
         FhirError::BadRequest("send {\"username\": \"…\", \"password\": \"…\"}".into())
     })?;
     let address = state.auth.client_address(&headers, Some(peer));
-    let (user, sid, refresh) =
-        sign_in(&state, &request.username, &request.password, &address).await?;
-    Ok(session_response(session_cookies(
-        &state, &headers, &user, &sid, &refresh,
-    )?))
-}
-
-/// Rotates the refresh cookie into a new access token; a replayed refresh token revokes the
-/// whole session. `peer` is the TCP peer, for the audit trail.
-pub async fn refresh_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Result<IssuedSession, FhirError> {
-    let presented = cookie(headers, REFRESH_COOKIE)
-        .ok_or_else(|| FhirError::Unauthorized("no refresh token; sign in again".into()))?;
-    let next = random_token();
-    let now = Utc::now();
-    let grace_start =
-        now - chrono::Duration::from_std(state.auth.refresh_grace).unwrap_or_default();
-    let outcome = state
-        .store
-        .rotate_refresh(
-            &token_hash(presented),
-            &token_hash(&next),
-            &format_instant(now),
-            &format_instant(grace_start),
-        )
+    let (user, sid, refresh) = state
+        .auth
+        .sign_in(&request.username, &request.password, &address)
         .await?;
-    match outcome {
-        Refresh::Rotated {
-            session_id,
-            user_id,
-        } => {
-            let user = state
-                .store
-                .user_by_id(&user_id)
-                .await?
-                .filter(|u| u.active)
-                .ok_or_else(|| FhirError::Unauthorized("the account is not active".into()))?;
-            let role = Role::parse(&user.role)
-                .ok_or_else(|| FhirError::Internal("unknown role".into()))?;
-            let info = UserInfo {
-                id: user.id,
-                name: user.name,
-                role,
-            };
-            session_cookies(state, headers, &info, &session_id, &next)
-        }
-        Refresh::Replayed {
-            session_id,
-            user_id,
-        } => {
-            crate::sessions::end(state, &session_id, "session revoked");
-            let address = state.auth.client_address(headers, peer);
-            audit_auth(
-                &state.store,
-                Some(user_id),
-                "session-revoked",
-                "8",
-                "refresh token replayed: session revoked".into(),
-                address,
-            );
-            Err(FhirError::Unauthorized(
-                "this refresh token was already used; the session has been revoked".into(),
-            ))
-        }
-        Refresh::Invalid => Err(FhirError::Unauthorized(
-            "the refresh token is not valid; sign in again".into(),
-        )),
-    }
+    Ok(session_response(
+        state.auth.session_cookies(&headers, &user, &sid, &refresh)?,
+    ))
 }
 
 async fn refresh(
@@ -945,92 +1067,17 @@ async fn refresh(
     if !same_origin(&headers) {
         return Err(cross_site());
     }
-    Ok(session_response(
-        refresh_session(&state, &headers, Some(peer)).await?,
-    ))
+    let issued = state
+        .auth
+        .refresh_session(&headers, Some(peer), |session_id, reason| {
+            crate::sessions::end(&state, session_id, reason)
+        })
+        .await?;
+    Ok(session_response(issued))
 }
 
 fn cross_site() -> FhirError {
     FhirError::Forbidden("cross-site request refused (Origin or Referer must be ours)".into())
-}
-
-/// Revokes the session a sign-out names: through an access token in the bearer header or in
-/// the session cookie (an expired one still names its session, so sign-out works after a
-/// coffee break too); a cookie must come with our own Origin or Referer, as for every
-/// state-changing request. A request that names no session has nothing to end. Any other token
-/// (a WebSocket or binding token, a forged one, one whose session is another user's) is
-/// refused and ends nothing.
-pub async fn end_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Result<(), FhirError> {
-    let now = format_instant(Utc::now());
-    let (token, via_cookie) = match bearer(headers)? {
-        Some(token) => (token, false),
-        None => match cookie(headers, ACCESS_COOKIE) {
-            Some(token) => (token, true),
-            None => match cookie(headers, REFRESH_COOKIE) {
-                // The access cookie lapses after its lifetime; the session's refresh cookie still
-                // names the session, and signing out must end it.
-                Some(refresh) => {
-                    if !same_origin(headers) {
-                        return Err(cross_site());
-                    }
-                    let found = state
-                        .store
-                        .session_of_refresh(&token_hash(refresh), &now)
-                        .await?;
-                    let Some((session_id, user_id)) = found else {
-                        return Ok(());
-                    };
-                    return revoke_signed_out(state, headers, peer, &session_id, user_id, &now)
-                        .await;
-                }
-                None => return Ok(()),
-            },
-        },
-    };
-    if via_cookie && !same_origin(headers) {
-        return Err(cross_site());
-    }
-    let claims = state.auth.verify_with(token, Purpose::Access, false)?;
-    match state.store.session_user(&claims.sid, &now).await? {
-        None => return Ok(()),
-        Some(user) if user != claims.sub => {
-            return Err(FhirError::Unauthorized(
-                "the token does not belong to its session".into(),
-            ))
-        }
-        Some(_) => {}
-    }
-    revoke_signed_out(state, headers, peer, &claims.sid, claims.sub, &now).await
-}
-
-/// Ends a signed-out session in the database and on every socket of this node (the others hear
-/// of it through the store), and audits it.
-async fn revoke_signed_out(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-    session_id: &str,
-    user_id: String,
-    now: &str,
-) -> Result<(), FhirError> {
-    state
-        .store
-        .revoke_session(session_id, now, "signed out")
-        .await?;
-    crate::sessions::end(state, session_id, "signed out");
-    audit_auth(
-        &state.store,
-        Some(user_id),
-        "logout",
-        "0",
-        "signed out".into(),
-        state.auth.client_address(headers, peer),
-    );
-    Ok(())
 }
 
 async fn logout(
@@ -1038,7 +1085,12 @@ async fn logout(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, FhirError> {
-    end_session(&state, &headers, Some(peer)).await?;
+    state
+        .auth
+        .end_session(&headers, Some(peer), |session_id, reason| {
+            crate::sessions::end(&state, session_id, reason)
+        })
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, &cleared_cookies());
     Ok(response)
@@ -1154,7 +1206,7 @@ pub async fn oauth_token(
         }
     };
     let address = state.auth.client_address(&headers, Some(peer));
-    let (user, sid, _refresh) = match sign_in(&state, &username, &password, &address).await {
+    let (user, sid, _refresh) = match state.auth.sign_in(&username, &password, &address).await {
         Ok(signed_in) => signed_in,
         Err(error @ (FhirError::TooManyRequests { .. } | FhirError::Unavailable { .. })) => {
             let (status, code) = match error {

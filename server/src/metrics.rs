@@ -288,7 +288,7 @@ async fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(),
             return Ok(());
         }
     }
-    let user = auth::authenticate(state, headers, &Method::GET).await?;
+    let user = state.auth.authenticate(headers, &Method::GET).await?;
     if user.role != Role::Admin {
         return Err(FhirError::Forbidden(
             "metrics are for operators: an admin or the metrics token".into(),

@@ -16,7 +16,14 @@ use axum::{
 use leptos::config::{Env, LeptosOptions};
 use tokio::net::TcpListener;
 
-use crate::{auth::AuthKeys, config::Config, fhir, seed, state::AppState, store::Store, web};
+use crate::{
+    auth::{Auth, AuthKeys},
+    config::Config,
+    fhir, seed,
+    state::AppState,
+    store::Store,
+    web,
+};
 
 /// Why the server could not start; printed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +84,14 @@ impl Application {
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
         let hub = crate::realtime::Hub::new(store.head());
-        let mut auth = AuthKeys::new(
+        let mut keys = AuthKeys::new(
             &config.jwt_secret,
             config.secure_cookies,
             config.refresh_grace,
-        )
-        .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone());
-        auth.access_ttl = config.access_token_ttl;
+        );
+        keys.access_ttl = config.access_token_ttl;
+        let auth = Auth::new(keys, store.clone())
+            .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone());
         let state = AppState {
             hub,
             metrics,

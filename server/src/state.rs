@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::AuthKeys, config::Config, metrics::Metrics, realtime::Hub, sessions::Sessions,
+    auth::Auth, config::Config, metrics::Metrics, realtime::Hub, sessions::Sessions,
     store::Store, subscriptions::Subscriptions,
 };
 
@@ -14,7 +14,7 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub auth: Arc<AuthKeys>,
+    pub auth: Arc<Auth>,
     pub leptos: LeptosOptions,
     /// The realtime room registry (connections, rooms, the dispatch position).
     pub hub: Arc<Hub>,

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     access::{self, EventFacts},
-    auth::{self, AuthUser},
+    auth::AuthUser,
     fhir::error::FhirError,
     metrics::Metrics,
     state::AppState,
@@ -56,11 +56,14 @@ pub async fn handler(
 ) -> Response {
     state.metrics.poll_requests.inc();
     let token = connection::query_token(query.as_deref());
-    let (user, expires_at) =
-        match auth::authenticate_socket(&state, &headers, token.as_deref()).await {
-            Ok(authenticated) => authenticated,
-            Err(error) => return refused(error),
-        };
+    let (user, expires_at) = match state
+        .auth
+        .authenticate_socket(&headers, token.as_deref())
+        .await
+    {
+        Ok(authenticated) => authenticated,
+        Err(error) => return refused(error),
+    };
     let request = match read_request(body).await {
         Ok(request) => request,
         Err((code, message)) => return error_response(StatusCode::BAD_REQUEST, code, message),
