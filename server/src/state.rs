@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::Auth, config::Config, metrics::Metrics, realtime::Hub, sessions::Sessions,
+    auth::signin::Auth, config::Config, metrics::Metrics, realtime::Hub, sessions::Sessions,
     store::Store, subscriptions::Subscriptions,
 };
 
