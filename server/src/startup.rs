@@ -213,8 +213,11 @@ fn spawn_revocations(state: AppState) {
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(crate::metrics::handler))
-        .route("/admin/sockets", get(crate::metrics::sockets_of_user))
+        .route("/metrics", get(crate::metrics::routes::handler))
+        .route(
+            "/admin/sockets",
+            get(crate::metrics::routes::sockets_of_user),
+        )
         .merge(crate::realtime::routes())
         .route(
             "/ws/subscriptions-r4",
