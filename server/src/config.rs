@@ -116,7 +116,7 @@ impl Default for Config {
             ws_queue_frames: 4096,
             max_subscriptions_per_user: 25,
             session_recheck: Duration::from_secs(5),
-            hash_concurrency: crate::password::DEFAULT_CONCURRENCY,
+            hash_concurrency: crate::auth::password::DEFAULT_CONCURRENCY,
             trusted_proxies: Vec::new(),
             metrics_token: None,
         }

@@ -11,7 +11,6 @@ pub mod demo;
 pub mod event_log;
 pub mod fhir;
 pub mod metrics;
-pub mod password;
 pub mod realtime;
 pub mod rest;
 pub mod seed;

@@ -6,9 +6,9 @@
 use chrono::{DurationRound, TimeDelta, Utc};
 
 use crate::{
+    auth::password,
     demo::{self, DEMO_PASSWORD, DEMO_USERS},
     fhir::{date::format_instant, error::FhirError},
-    password,
     store::{accounts::UserRow, Actor, Store, WriteOp},
 };
 

@@ -17,8 +17,13 @@ use leptos::config::{Env, LeptosOptions};
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::AuthKeys, config::Config, fhir, rest, seed, sessions::Sessions, state::AppState,
-    store::Store, web,
+    auth::{Auth, AuthKeys},
+    config::Config,
+    fhir, rest, seed,
+    sessions::Sessions,
+    state::AppState,
+    store::Store,
+    web,
 };
 
 /// Why the server could not start; printed as one line.
@@ -80,13 +85,14 @@ impl Application {
         // Live delivery starts at the head: what was committed before start-up is replayed to
         // clients that resume with after_seq.
         let hub = crate::realtime::hub::Hub::new(store.head());
-        let mut auth = AuthKeys::new(
+        let mut keys = AuthKeys::new(
             &config.jwt_secret,
             config.secure_cookies,
             config.refresh_grace,
-        )
-        .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone());
-        auth.access_ttl = config.access_token_ttl;
+        );
+        keys.access_ttl = config.access_token_ttl;
+        let auth = Auth::new(keys, store.clone())
+            .with_sign_in_limits(config.hash_concurrency, config.trusted_proxies.clone());
         let state = AppState {
             hub,
             metrics,
@@ -211,8 +217,11 @@ fn spawn_revocations(store: Store, sessions: Arc<Sessions>) {
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(crate::metrics::handler))
-        .route("/admin/sockets", get(crate::metrics::sockets_of_user))
+        .route("/metrics", get(crate::metrics::routes::handler))
+        .route(
+            "/admin/sockets",
+            get(crate::metrics::routes::sockets_of_user),
+        )
         .merge(crate::realtime::routes())
         .route(
             "/ws/subscriptions-r4",

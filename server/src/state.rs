@@ -10,7 +10,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::AuthKeys,
+    auth::signin::Auth,
     config::Config,
     metrics::Metrics,
     realtime::{context::Realtime, hub::Hub},
@@ -23,7 +23,7 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub auth: Arc<AuthKeys>,
+    pub auth: Arc<Auth>,
     pub leptos: LeptosOptions,
     /// The realtime room registry (connections, rooms, the dispatch position).
     pub hub: Arc<Hub>,

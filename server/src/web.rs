@@ -96,7 +96,9 @@ async fn sign_in_gate(State(state): State<AppState>, mut request: Request, next:
     if path.starts_with("/api/") {
         return next.run(request).await;
     }
-    let signed_in = auth::authenticate(&state, request.headers(), &Method::GET)
+    let signed_in = state
+        .auth
+        .authenticate(request.headers(), &Method::GET)
         .await
         .is_ok();
     if path == "/login" {
@@ -111,7 +113,13 @@ async fn sign_in_gate(State(state): State<AppState>, mut request: Request, next:
     }
     // Try the refresh cookie: a shift-long session should not need the password again.
     let peer = peer(request.extensions());
-    match auth::refresh_session(&state, request.headers(), peer).await {
+    match state
+        .auth
+        .refresh_session(request.headers(), peer, |session_id, reason| {
+            state.sessions.end(session_id, reason)
+        })
+        .await
+    {
         Ok(refreshed) => {
             // Let this request's server functions see the new access token.
             let cookie_line = format!("{}={}", auth::ACCESS_COOKIE, refreshed.access_token);
@@ -144,7 +152,9 @@ struct ServerBackend {
 
 impl ServerBackend {
     async fn user(&self, headers: &HeaderMap) -> Result<AuthUser, BackendError> {
-        auth::authenticate(&self.state, headers, &Method::GET)
+        self.state
+            .auth
+            .authenticate(headers, &Method::GET)
             .await
             .map_err(|_| BackendError::SignedOut)
     }
@@ -575,9 +585,12 @@ impl Backend for ServerBackend {
                 .state
                 .auth
                 .client_address(headers, peer(&request.extensions));
-            match auth::sign_in(&self.state, username, password, &address).await {
+            match self.state.auth.sign_in(username, password, &address).await {
                 Ok((user, sid, refresh)) => {
-                    let issued = auth::session_cookies(&self.state, headers, &user, &sid, &refresh)
+                    let issued = self
+                        .state
+                        .auth
+                        .session_cookies(headers, &user, &sid, &refresh)
                         .map_err(|e| BackendError::Failed(e.to_string()))?;
                     Ok(SignedIn {
                         user: issued.user,
@@ -593,7 +606,14 @@ impl Backend for ServerBackend {
     fn sign_out<'a>(&'a self, request: &'a Parts) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async move {
             let peer = peer(&request.extensions);
-            match auth::end_session(&self.state, &request.headers, peer).await {
+            match self
+                .state
+                .auth
+                .end_session(&request.headers, peer, |session_id, reason| {
+                    self.state.sessions.end(session_id, reason)
+                })
+                .await
+            {
                 Ok(()) => auth::cleared_cookies(),
                 Err(error) => {
                     tracing::warn!(%error, "sign-out refused");

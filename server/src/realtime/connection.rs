@@ -42,7 +42,6 @@ use super::{
 };
 use crate::{
     access::{self, may_deliver, AccessCache, EventFacts},
-    auth,
     auth::AuthUser,
     event_log::{self, Cursor},
     fhir::error::FhirError,
@@ -67,7 +66,10 @@ pub async fn handler(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let token = query_token(query.as_deref());
-    let authenticated = auth::authenticate_socket(&state, &headers, token.as_deref()).await;
+    let authenticated = state
+        .auth
+        .authenticate_socket(&headers, token.as_deref())
+        .await;
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(_) => {

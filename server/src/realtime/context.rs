@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use super::hub::Hub;
-use crate::{auth::AuthKeys, metrics::Metrics, sessions::Sessions, store::Store};
+use crate::{auth::signin::Auth, metrics::Metrics, sessions::Sessions, store::Store};
 
 /// The store (the event log and access facts), the room registry, this node's sessions, the
 /// counters and the token keys, with the two settings a socket needs.
@@ -15,7 +15,7 @@ pub struct Realtime {
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
     /// The token keys, for the session check of a held poll.
-    pub auth: Arc<AuthKeys>,
+    pub auth: Arc<Auth>,
     /// How often an idle socket is sent a heartbeat.
     pub heartbeat: Duration,
     /// Frames one socket's queue holds before it is closed as too slow (4408).

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     access::{self, may_deliver, EventFacts},
-    auth::{self, AuthUser},
+    auth::AuthUser,
     event_log::{self, Cursor},
     fhir::error::FhirError,
     metrics::Metrics,
@@ -58,11 +58,14 @@ pub async fn handler(
 ) -> Response {
     state.metrics.poll_requests.inc();
     let token = query_token(query.as_deref());
-    let (user, expires_at) =
-        match auth::authenticate_socket(&state, &headers, token.as_deref()).await {
-            Ok(authenticated) => authenticated,
-            Err(error) => return refused(error),
-        };
+    let (user, expires_at) = match state
+        .auth
+        .authenticate_socket(&headers, token.as_deref())
+        .await
+    {
+        Ok(authenticated) => authenticated,
+        Err(error) => return refused(error),
+    };
     let request = match read_request(body).await {
         Ok(request) => request,
         Err((code, message)) => return error_response(StatusCode::BAD_REQUEST, code, message),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::registry::Subscriptions;
-use crate::{auth::AuthKeys, metrics::Metrics, sessions::Sessions, store::Store};
+use crate::{auth::signin::Auth, metrics::Metrics, sessions::Sessions, store::Store};
 
 /// The store (the log, the numbers, the owners' access facts), this node's registry, its
 /// sessions, the token keys (binding tokens), the counters, and how notifications name things.
@@ -13,7 +13,7 @@ pub struct Context {
     pub store: Store,
     pub registry: Arc<Subscriptions>,
     pub sessions: Arc<Sessions>,
-    pub auth: Arc<AuthKeys>,
+    pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     /// This node's name, for the log.
     pub node_id: String,

@@ -7,7 +7,7 @@
 //! [`Hasher`]: a semaphore of N permits, each permit owning one reused memory area. The server's
 //! hashing memory is thus at most N × 19 MiB, whatever arrives; a request that cannot get a
 //! permit within [`Hasher::wait`] is refused at once ([`Busy`]), before any work is done.
-//! Sign-in counts the attempt against its throttle *before* asking for a permit (see `auth`).
+//! Sign-in counts the attempt against its throttle *before* asking for a permit (see `signin`).
 
 use std::{sync::Mutex, time::Duration};
 

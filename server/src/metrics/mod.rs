@@ -1,20 +1,18 @@
-//! Operational metrics, served at `GET /metrics` in the Prometheus (OpenMetrics) text format,
-//! and the operator's view of one user's sockets at `GET /admin/sockets?user=`.
+//! Operational metrics: the registry of every counter and gauge, rendered in the Prometheus
+//! (OpenMetrics) text format. The endpoints that serve it are in [`routes`].
 //!
 //! Where it sits: beside the event path, never on it. The hub, the dispatcher and the connections
 //! bump these counters with atomic operations; nothing here locks, allocates per event, or waits.
 //! Gauges that describe the room registry (rooms, members) are sampled from the hub when scraped.
-//! Both endpoints are for operators: an admin (bearer or session) or a scraper presenting
-//! `ROUNDS_METRICS_TOKEN`. The metrics hold counts only, never user ids or room names.
+//! The metrics hold counts only, never user ids or room names.
+//!
+//! A leaf: the hub imports it, so it imports nothing of the crate, and `routes` (which needs the
+//! application state) is declared here but not re-exported.
+
+pub mod routes;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{
-    extract::{Query, State},
-    http::{header, HeaderMap, Method, StatusCode},
-    response::{IntoResponse, Response},
-    Json,
-};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{
@@ -24,15 +22,6 @@ use prometheus_client::{
         histogram::{exponential_buckets, Histogram},
     },
     registry::Registry,
-};
-
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
-use crate::{
-    auth::{self, Role},
-    fhir::error::FhirError,
-    state::AppState,
 };
 
 /// Label set `{kind="patient"}` etc. for per-room-kind gauges.
@@ -236,65 +225,6 @@ impl Metrics {
         let _ = encode(&mut text, &self.registry);
         text
     }
-}
-
-/// `GET /metrics`, for operators.
-pub async fn handler(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, FhirError> {
-    authorize_operator(&state, &headers).await?;
-    state.hub.sample_gauges(&state.metrics);
-    Ok((
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct SocketsQuery {
-    user: Option<String>,
-}
-
-/// `GET /admin/sockets?user=ID` → `{"user", "sockets"}`: how many `/ws` sockets that user has
-/// open on this node now (the metrics only count users, so as not to name them).
-pub async fn sockets_of_user(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<SocketsQuery>,
-) -> Result<Json<serde_json::Value>, FhirError> {
-    authorize_operator(&state, &headers).await?;
-    let user = query
-        .user
-        .filter(|user| !user.is_empty())
-        .ok_or_else(|| FhirError::BadRequest("name the user: ?user=ID".into()))?;
-    let sockets = state.hub.sockets_of(&user);
-    Ok(Json(serde_json::json!({"user": user, "sockets": sockets})))
-}
-
-/// Admits the operator's scraper (`Authorization: Bearer` with `ROUNDS_METRICS_TOKEN`) and
-/// admins (bearer or session cookie); anyone else is refused (401 signed out, 403 signed in).
-async fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), FhirError> {
-    if let (Some(expected), Ok(Some(presented))) =
-        (&state.config.metrics_token, auth::bearer(headers))
-    {
-        // Digests compared, so the comparison's time says nothing about the token.
-        if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.as_bytes()) {
-            return Ok(());
-        }
-    }
-    let user = auth::authenticate(state, headers, &Method::GET).await?;
-    if user.role != Role::Admin {
-        return Err(FhirError::Forbidden(
-            "metrics are for operators: an admin or the metrics token".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
