@@ -6,7 +6,6 @@
 //! every list on screen is derived from those stores.
 
 pub mod chart;
-pub mod orders;
 pub mod pharmacy;
 pub mod worklist;
 pub mod write;
