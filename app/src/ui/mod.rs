@@ -6,7 +6,6 @@
 //! every list on screen is derived from those stores.
 
 pub mod chart;
-pub mod orders;
 pub mod pharmacy;
 pub mod worklist;
 pub mod write;
@@ -22,7 +21,7 @@ use crate::{
     clinical,
     realtime::{self, Interest, Realtime},
     records::Records,
-    wire::Update as Frame,
+    wire,
 };
 
 /// Who is signed in, for every page under the shell.
@@ -111,7 +110,7 @@ pub fn keep(records: RwSignal<Records>, resource: serde_json::Value) {
 }
 
 /// Registers `handler` for realtime batches while the calling component lives.
-pub fn on_updates_while_mounted(alerts: bool, handler: impl Fn(&[Frame]) + 'static) {
+pub fn on_updates_while_mounted(alerts: bool, handler: impl Fn(&[wire::Update]) + 'static) {
     let id = realtime::on_updates(alerts, Rc::new(handler));
     on_cleanup(move || realtime::off(id));
 }
@@ -296,7 +295,7 @@ fn sign_out(toasts: Toasts) {
 
 /// Whether an update concerns the alert store: critical results (and later versions of ones
 /// held), Flags, and acknowledgements.
-fn alert_relevant(store: &Records, update: &Frame) -> bool {
+fn alert_relevant(store: &Records, update: &wire::Update) -> bool {
     match update.resource_type.as_str() {
         "Flag" => true,
         "Task" => {

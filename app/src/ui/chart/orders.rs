@@ -8,11 +8,12 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
-use super::{chart::ChartCtx, keep, now_iso, write, Me, Toasts};
+use super::context::ChartCtx;
 use crate::{
     catalogue::{FORMULARY, ORDERS},
     clinical,
     records::{Record, Records},
+    ui::{keep, new_tag, now_iso, write, Me, Toasts},
 };
 
 /// An order whose cancel met a newer version.
@@ -23,7 +24,7 @@ struct OrderConflict {
 }
 
 #[component]
-pub fn OrdersTab() -> impl IntoView {
+pub(super) fn OrdersTab() -> impl IntoView {
     let ctx = expect_context::<ChartCtx>();
     let me = expect_context::<Me>();
     let toasts = expect_context::<Toasts>();
@@ -71,7 +72,7 @@ pub fn OrdersTab() -> impl IntoView {
             let Some(item) = ORDERS.iter().find(|o| o.name == choice.get_untracked()) else {
                 return;
             };
-            let tag = super::new_tag();
+            let tag = new_tag();
             let order = clinical::service_request(
                 item,
                 &priority.get_untracked(),
@@ -93,7 +94,7 @@ pub fn OrdersTab() -> impl IntoView {
             else {
                 return;
             };
-            let tag = super::new_tag();
+            let tag = new_tag();
             let request = clinical::medication_request(
                 item,
                 (&patient.0, &patient.1),
