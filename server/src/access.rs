@@ -27,7 +27,7 @@ use app::events::Room;
 use serde_json::Value;
 
 use crate::{
-    auth::{AuthUser, Role},
+    auth::identity::{AuthUser, Role},
     fhir::error::FhirError,
     store::{EventRecord, Store, Stored, Visibility},
 };

@@ -27,7 +27,10 @@ use tower_http::services::ServeDir;
 
 use crate::{
     access,
-    auth::{self, AuthUser, Role},
+    auth::{
+        self,
+        identity::{AuthUser, Role},
+    },
     fhir::{error::FhirError, search::SearchQuery},
     state::AppState,
     store::Visibility,

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::{
     access::{self, may_deliver, AccessCache, EventFacts},
-    auth::AuthUser,
+    auth::identity::AuthUser,
     event_log::{self, Cursor},
     fhir::error::FhirError,
     state::AppState,

@@ -20,7 +20,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::{auth::AuthUser, metrics::Metrics};
+use crate::{auth::identity::AuthUser, metrics::Metrics};
 
 /// A frame waiting to be written to one socket.
 #[derive(Debug, Clone)]
@@ -429,7 +429,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::auth::identity::Role;
 
     fn user() -> AuthUser {
         AuthUser {

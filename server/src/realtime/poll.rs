@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     access::{self, may_deliver, EventFacts},
-    auth::AuthUser,
+    auth::identity::AuthUser,
     event_log::{self, Cursor},
     fhir::error::FhirError,
     metrics::Metrics,

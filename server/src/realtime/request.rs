@@ -9,7 +9,7 @@ use app::{
     wire::{self, Subscribe},
 };
 
-use crate::{access, auth::AuthUser, store::Visibility};
+use crate::{access, auth::identity::AuthUser, store::Visibility};
 
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 32;

@@ -29,7 +29,7 @@ use crate::fhir::{
 };
 use crate::{
     access::{self, Gate},
-    auth::AuthUser,
+    auth::identity::AuthUser,
     state::AppState,
     store::{
         Actor, AuditFilter, AuditRecord, HistoryWindow, Store, StoreError, Stored, WriteOp, Written,
@@ -1119,12 +1119,10 @@ impl From<StoreError> for FhirError {
                     "a resource with these identifying values already exists".into(),
                 )
             }
-            busy if busy.is_busy() => {
-                FhirError::TooManyRequests {
-                    message: "the database is busy; retry shortly".into(),
-                    retry_after_secs: 1,
-                }
-            }
+            busy if busy.is_busy() => FhirError::TooManyRequests {
+                message: "the database is busy; retry shortly".into(),
+                retry_after_secs: 1,
+            },
             other => FhirError::Internal(other.to_string()),
         }
     }

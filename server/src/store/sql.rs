@@ -9,7 +9,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::{
     index::{EXACT_SYSTEM, OWNER_PARAM},
-    AuditFilter, StoreError, Visibility,
+    model::{AuditFilter, StoreError, Visibility},
 };
 use crate::fhir::search::{Clause, DateValue, Prefix, SearchQuery, MAX_INCLUDED};
 

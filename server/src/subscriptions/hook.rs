@@ -14,7 +14,7 @@ use super::{
     resource::{may_use, prepare},
 };
 use crate::{
-    auth::{AuthUser, Role},
+    auth::identity::{AuthUser, Role},
     fhir::error::FhirError,
     store::Written,
 };

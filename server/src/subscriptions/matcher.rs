@@ -18,7 +18,7 @@ use super::{
 use crate::{
     access,
     access::{AccessCache, ACCESS_TYPES},
-    auth::AuthUser,
+    auth::identity::AuthUser,
     event_log::Cursor,
     store::{EventRecord, ReadOutcome, SubscriptionState},
 };

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     access,
-    auth::{AuthUser, Role},
+    auth::identity::{AuthUser, Role},
     fhir::date::format_instant,
     store::{EventRecord, Store},
 };

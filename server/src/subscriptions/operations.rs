@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     access,
-    auth::AuthUser,
+    auth::identity::AuthUser,
     fhir::{
         date::format_instant,
         error::FhirError,

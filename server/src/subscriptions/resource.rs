@@ -13,7 +13,7 @@ use super::{
     topics::{self, Shape},
 };
 use crate::{
-    auth::{AuthUser, Role},
+    auth::identity::{AuthUser, Role},
     fhir::error::FhirError,
     store::EventRecord,
 };
@@ -55,7 +55,6 @@ fn extension<'a>(resource: &'a Value, url: &str) -> Vec<&'a Value> {
         .map(|list| list.iter().filter(|e| e["url"] == url).collect())
         .unwrap_or_default()
 }
-
 
 fn interactions_of(resource: &Value) -> Result<Vec<Action>, String> {
     extension(resource, INTERACTION_EXTENSION)

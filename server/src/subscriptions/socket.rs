@@ -44,7 +44,7 @@ use super::{
     registry::{Binding, Frame, Kill},
 };
 use crate::{
-    auth::{Purpose, Role},
+    auth::identity::{Purpose, Role},
     fhir::error::operation_outcome,
     fhir::error::Issue,
     sessions::Hold,
