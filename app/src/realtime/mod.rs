@@ -5,7 +5,7 @@
 //! was loaded at, and register handlers that get every new `update` once, batched per animation
 //! frame with alerts first.
 //!
-//! How the tabs share one connection (`browser.rs`):
+//! How the tabs share one connection (`browser/`):
 //! - **Election.** The tabs of one user elect a *leader* with the Web Locks API (an exclusive lock
 //!   held for the tab's life, so a closed or crashed tab hands it on at once), or, where Web Locks
 //!   is missing, with claims and heartbeats on the BroadcastChannel.
