@@ -150,26 +150,34 @@ fn audit_row(row: AuditTuple) -> AuditRow {
     }
 }
 
-/// Adds one audit row inside `tx`.
-pub(super) async fn insert_audit(tx: &mut Tx<'_>, record: &AuditRecord) -> Result<(), sqlx::Error> {
-    on!(tx.conn(), |conn| {
-        sqlx::query(
-            "INSERT INTO audit_log (ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&record.ts)
-        .bind(&record.user_id)
-        .bind(record.action)
-        .bind(&record.operation)
-        .bind(&record.resource_type)
-        .bind(&record.resource_id)
-        .bind(&record.patient_id)
-        .bind(record.outcome)
-        .bind(&record.detail)
-        .bind(&record.source)
-        .execute(conn)
-        .await?;
-    });
+/// Rows per audit insert: ten bound parameters each, far below either engine's limit.
+const AUDIT_ROWS_PER_INSERT: usize = 1000;
+
+/// Adds `records` to the audit trail inside `tx`, in order, one statement per thousand rows.
+pub(super) async fn insert_audits(
+    tx: &mut Tx<'_>,
+    records: &[AuditRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
+        on!(tx.conn(), |conn| {
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO audit_log (ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source) ",
+            );
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(&record.ts)
+                    .push_bind(&record.user_id)
+                    .push_bind(record.action)
+                    .push_bind(&record.operation)
+                    .push_bind(&record.resource_type)
+                    .push_bind(&record.resource_id)
+                    .push_bind(&record.patient_id)
+                    .push_bind(record.outcome)
+                    .push_bind(&record.detail)
+                    .push_bind(&record.source);
+            });
+            insert.build().execute(conn).await?;
+        });
+    }
     Ok(())
 }
 
@@ -207,8 +215,6 @@ pub(super) async fn audit_writer(db: Db, mut rx: mpsc::UnboundedReceiver<AuditMs
 
 async fn commit_audit_batch(db: &Db, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    for record in batch {
-        insert_audit(&mut tx, record).await?;
-    }
+    insert_audits(&mut tx, batch).await?;
     tx.commit().await
 }
