@@ -44,9 +44,36 @@ pub const PHARMACY_TYPES: &[&str] = &[
     "Observation",
 ];
 
-/// The patients `user` may see now (computed per request, so a change of care team or unit
-/// takes effect at once).
+/// The patients `user` may see now: a change of care team, unit or prescriptions takes effect
+/// at once. On one node it is remembered until a write of [`ACCESS_TYPES`] commits (the store's
+/// write mark, moved before that write is answered), so that requests do not recompute it;
+/// where other nodes share the database it is computed for every request.
 pub async fn visibility(store: &Store, user: &AuthUser) -> Result<Visibility, FhirError> {
+    if user.role == Role::Admin {
+        return Ok(Visibility::everything());
+    }
+    // Everything the computation reads of the user is in the key: a changed unit list or
+    // practitioner is another entry.
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        user.id,
+        user.role.as_str(),
+        user.practitioner_id.as_deref().unwrap_or(""),
+        user.units.join("\u{1e}")
+    );
+    // Read before the database is: a write committed meanwhile leaves this entry stale.
+    let mark = store.write_mark(ACCESS_TYPES);
+    if let Some(known) = mark.and_then(|mark| store.remembered_visibility(&key, mark)) {
+        return Ok(Visibility::clone(&known));
+    }
+    let computed = compute_visibility(store, user).await?;
+    if let Some(mark) = mark {
+        store.remember_visibility(key, mark, Arc::new(computed.clone()));
+    }
+    Ok(computed)
+}
+
+async fn compute_visibility(store: &Store, user: &AuthUser) -> Result<Visibility, FhirError> {
     Ok(match user.role {
         Role::Admin => Visibility::everything(),
         Role::Physician | Role::Nurse => {
@@ -385,11 +412,14 @@ pub struct Overwritten<'a> {
 /// What is overwritten is judged like a read (a tombstone included, so re-creating a deleted
 /// resource needs access to the patient it was about): one the user may not see at all answers
 /// exactly as an id that does not exist. What is written is judged by the rule too: moving a
-/// resource to another patient needs access to both.
+/// resource to another patient needs access to both. Every reference of what is written must
+/// name a live resource the user may see (a resource may refer to itself, by `id`). One gate
+/// decides all of it, so the user's access is computed once per write.
 pub async fn check_write(
     store: &Store,
     user: &AuthUser,
     resource_type: &str,
+    id: Option<&str>,
     before: Option<Overwritten<'_>>,
     after: Option<&Value>,
 ) -> Result<(), FhirError> {
@@ -426,27 +456,26 @@ pub async fn check_write(
             }
         }
     }
-    Ok(())
+    match after {
+        Some(after) => check_references(store, &gate, resource_type, id, after).await,
+        None => Ok(()),
+    }
 }
 
 /// Checks that every resource `resource` refers to may be seen by the writer: a reference to one
 /// they may not see is answered exactly as a reference to one that does not exist (422), so a
 /// write cannot probe for a restricted note.
-pub async fn check_references(
+async fn check_references(
     store: &Store,
-    user: &AuthUser,
+    gate: &Gate<'_>,
     resource_type: &str,
     id: Option<&str>,
     resource: &Value,
 ) -> Result<(), FhirError> {
-    if user.role == Role::Admin {
-        return Ok(());
-    }
     let references = crate::store::literal_references(resource);
     if references.iter().all(|(rtype, _)| rtype.is_empty()) {
         return Ok(());
     }
-    let gate = Gate::open(store, user).await?;
     // The same list, in the same order, as the store's own check names.
     let mut missing = Vec::new();
     for (rtype, target) in references {

@@ -728,8 +728,7 @@ async fn create(
     if let Value::Object(map) = &mut resource {
         map.remove("id");
     }
-    access::check_write(&state.store, &user, &rtype, None, Some(&resource)).await?;
-    access::check_references(&state.store, &user, &rtype, None, &resource).await?;
+    access::check_write(&state.store, &user, &rtype, None, None, Some(&resource)).await?;
     let admitted = hook::admit(
         &state.subscriptions,
         state.config.max_subscriptions_per_user,
@@ -779,8 +778,15 @@ async fn update(
         resource,
         live: *live,
     });
-    access::check_write(&state.store, &user, &rtype, before, Some(&resource)).await?;
-    access::check_references(&state.store, &user, &rtype, Some(&id), &resource).await?;
+    access::check_write(
+        &state.store,
+        &user,
+        &rtype,
+        Some(&id),
+        before,
+        Some(&resource),
+    )
+    .await?;
     let admitted = hook::admit(
         &state.subscriptions,
         state.config.max_subscriptions_per_user,
@@ -847,7 +853,7 @@ async fn delete(
         resource: &stored,
         live,
     };
-    access::check_write(&state.store, &user, &rtype, Some(before), None).await?;
+    access::check_write(&state.store, &user, &rtype, Some(&id), Some(before), None).await?;
     let previous = live.then_some(stored);
     hook::admit(
         &state.subscriptions,

@@ -4,10 +4,17 @@
 //! logic live in `auth`; this file only persists their results. A revocation is told to every
 //! node (on PostgreSQL) by the transaction that commits it.
 
+use std::sync::Arc;
+
 use sqlx::QueryBuilder;
 use tokio::sync::broadcast;
 
-use super::{backend::postgres::Notice, engine::on, handle::Store, model::StoreError};
+use super::{
+    backend::postgres::Notice,
+    engine::on,
+    handle::{Store, VISIBILITY_MEMO_LEN},
+    model::{StoreError, Visibility},
+};
 
 /// A user account as stored.
 #[derive(Debug, Clone)]
@@ -39,23 +46,37 @@ const SESSIONS_PER_QUERY: usize = 1000;
 /// (session id, used at, user id, revoked at, expires at) of a presented refresh token.
 type RefreshRow = (String, Option<String>, String, Option<String>, String);
 
-/// A `users` row, without the units.
-type UserTuple = (String, String, String, String, String, Option<String>, bool);
-
-/// The columns of a [`UserTuple`].
-const USER_COLUMNS: &str = "id, username, name, role, password_hash, practitioner_id, active";
+/// A `users` row joined with one of its units (none: `None`).
+type UserTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+);
 
 impl Store {
-    async fn with_units(&self, row: Option<UserTuple>) -> Result<Option<UserRow>, StoreError> {
-        let Some((id, username, name, role, password_hash, practitioner_id, active)) = row else {
+    /// The account whose `column` (`id` or `username`) is `value`, with its units, in one query:
+    /// one row per unit (or one with no unit).
+    async fn user_where(&self, column: &str, value: &str) -> Result<Option<UserRow>, StoreError> {
+        let sql = format!(
+            "SELECT u.id, u.username, u.name, u.role, u.password_hash, u.practitioner_id, u.active,
+                    uu.unit_id
+             FROM users u LEFT JOIN user_units uu ON uu.user_id = u.id
+             WHERE u.{column} = $1 ORDER BY uu.unit_id"
+        );
+        let rows: Vec<UserTuple> = on!(self.db.readers(), |pool| {
+            sqlx::query_as(&sql).bind(value).fetch_all(pool).await?
+        });
+        let units = rows.iter().filter_map(|row| row.7.clone()).collect();
+        let Some((id, username, name, role, password_hash, practitioner_id, active, _)) =
+            rows.into_iter().next()
+        else {
             return Ok(None);
         };
-        let units: Vec<String> = on!(self.db.readers(), |pool| {
-            sqlx::query_scalar("SELECT unit_id FROM user_units WHERE user_id = $1 ORDER BY unit_id")
-                .bind(&id)
-                .fetch_all(pool)
-                .await?
-        });
         Ok(Some(UserRow {
             id,
             username,
@@ -70,23 +91,12 @@ impl Store {
 
     /// The account signing in with `username`.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserTuple> = on!(self.db.readers(), |pool| {
-            sqlx::query_as(&sql)
-                .bind(username)
-                .fetch_optional(pool)
-                .await?
-        });
-        self.with_units(row).await
+        self.user_where("username", username).await
     }
 
     /// The account with this id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserTuple> = on!(self.db.readers(), |pool| {
-            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
-        });
-        self.with_units(row).await
+        self.user_where("id", id).await
     }
 
     /// Adds an account with its units.
@@ -323,6 +333,26 @@ impl Store {
     /// unheard (PostgreSQL, its `LISTEN` connection lost).
     pub fn hears_revocations(&self) -> bool {
         *self.hearing.borrow()
+    }
+
+    /// The visibility remembered under `key` at write mark `mark` (`Store::write_mark`), if
+    /// it was computed at that very mark.
+    pub fn remembered_visibility(&self, key: &str, mark: u64) -> Option<Arc<Visibility>> {
+        let memo = self.visibilities.lock().ok()?;
+        memo.get(key)
+            .filter(|(at, _)| *at == mark)
+            .map(|(_, visibility)| visibility.clone())
+    }
+
+    /// Remembers a visibility computed from what the database held at write mark `mark` (read
+    /// before the computation started).
+    pub fn remember_visibility(&self, key: String, mark: u64, visibility: Arc<Visibility>) {
+        if let Ok(mut memo) = self.visibilities.lock() {
+            if memo.len() >= VISIBILITY_MEMO_LEN {
+                memo.clear();
+            }
+            memo.insert(key, (mark, visibility));
+        }
     }
 
     /// Patients whose active CareTeam lists this practitioner.

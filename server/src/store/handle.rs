@@ -5,7 +5,7 @@
 //! `Store::open` in `mod.rs`.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{
     engine::Db,
-    model::{Actor, AuditRecord, StoreError, WriteOp, Written},
+    model::{Actor, AuditRecord, StoreError, Visibility, WriteOp, Written},
 };
 
 /// The store handle held in `AppState`; cheap to clone.
@@ -34,6 +34,12 @@ pub struct Store {
     /// When this node committed recent events: (last seq of a write, commit instant), oldest
     /// first. Only for the commit-to-socket latency metric; bounded.
     pub(super) commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
+    /// How many writes of each resource type this node has committed; moved by the writer
+    /// after each commit and before it answers (`Store::write_mark`).
+    pub(super) written: Arc<Mutex<HashMap<String, u64>>>,
+    /// Visibilities remembered with the write mark they were computed at
+    /// (`Store::remembered_visibility`); bounded by `VISIBILITY_MEMO_LEN`.
+    pub(super) visibilities: Arc<Mutex<VisibilityMemo>>,
     /// The group-commit writer's queue (`write.rs`).
     pub(super) writes: mpsc::UnboundedSender<WriteJob>,
     /// The audit writer's queue (`audit.rs`).
@@ -42,6 +48,12 @@ pub struct Store {
 
 /// How many recent commits `Store::commit_instant` remembers.
 pub(super) const COMMIT_CLOCK_LEN: usize = 8192;
+
+/// Visibilities by key, each with the write mark it was computed at.
+pub(super) type VisibilityMemo = HashMap<String, (u64, Arc<Visibility>)>;
+
+/// How many users' visibilities `Store::remember_visibility` keeps before it starts again.
+pub(super) const VISIBILITY_MEMO_LEN: usize = 10_000;
 
 /// A write waiting for the group-commit writer.
 pub(super) struct WriteJob {

@@ -39,7 +39,7 @@ mod subscriptions;
 mod write;
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -73,7 +73,12 @@ impl Store {
         let head = events::head_seq(&db).await?;
         let position = subscriptions::matcher_position(&db).await?;
         let (writes, write_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write::group_commit_writer(db.clone(), write_rx));
+        let written = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(write::group_commit_writer(
+            db.clone(),
+            write_rx,
+            written.clone(),
+        ));
         let (audits, audit_rx) = mpsc::unbounded_channel();
         tokio::spawn(audit::audit_writer(db.clone(), audit_rx));
         let store = Self {
@@ -82,6 +87,8 @@ impl Store {
             revoked: broadcast::channel(1024).0,
             hearing: watch::channel(!db.shared()).0,
             commits: Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN))),
+            written,
+            visibilities: Arc::new(Mutex::new(HashMap::new())),
             writes,
             audits,
             db,

@@ -16,7 +16,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use app::events::{classify, Action, EventType};
@@ -124,6 +124,17 @@ impl Store {
         Ok(written)
     }
 
+    /// A mark that changes whenever a write of one of `types` commits: whatever was derived from
+    /// those types at one mark still holds while the mark is the same. `None` when other nodes
+    /// share the database, since their writes are not counted here.
+    pub fn write_mark(&self, types: &[&str]) -> Option<u64> {
+        if self.db.shared() {
+            return None;
+        }
+        let written = self.written.lock().ok()?;
+        Some(types.iter().filter_map(|t| written.get(*t)).sum())
+    }
+
     /// Re-indexes every current resource if the index computation changed since the database
     /// was indexed (`index::INDEX_VERSION`); answers how many were re-indexed.
     pub async fn reindex_if_stale(&self) -> Result<u64, StoreError> {
@@ -198,7 +209,11 @@ impl Store {
 /// is begun by `Db::begin_events`, which serialises writers until COMMIT (across nodes on
 /// PostgreSQL), and last tells the other nodes how far the log now reaches. If the COMMIT itself
 /// fails, every write of the batch is told so and none of them happened.
-pub(super) async fn group_commit_writer(db: Db, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
+pub(super) async fn group_commit_writer(
+    db: Db,
+    mut rx: mpsc::UnboundedReceiver<WriteJob>,
+    written: Arc<Mutex<HashMap<String, u64>>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < WRITE_BATCH {
@@ -236,6 +251,17 @@ pub(super) async fn group_commit_writer(db: Db, mut rx: mpsc::UnboundedReceiver<
                 }
             }
         };
+        // Committed: count the writes per type before anyone hears of them, so that whatever
+        // was derived from the database before (`Store::write_mark`) is seen to be stale.
+        if let Ok(mut written) = written.lock() {
+            for outcome in &outcomes {
+                if let Ok(Some(done)) = outcome {
+                    *written
+                        .entry(done.resource.resource_type.clone())
+                        .or_default() += 1;
+                }
+            }
+        }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome);
         }
