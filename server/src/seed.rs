@@ -12,6 +12,12 @@ use crate::{
     store::{accounts::UserRow, Actor, Store, WriteOp},
 };
 
+/// Demo resources handed to the writer at once.
+const SEED_PART: usize = 512;
+
+/// Demo passwords hashed at once.
+const HASHES_AT_ONCE: usize = 2;
+
 /// The acting user recorded on seeded writes.
 pub const SEED_ACTOR: &str = "system:seed";
 
@@ -63,12 +69,17 @@ pub async fn seed_demo(store: &Store) -> Result<bool, FhirError> {
             Some(resource),
         ));
     }
-    // Handed to the writer at once, in order (references point backwards): the group commit
-    // stores them in a few large transactions instead of one each.
-    for result in store.write_all(&actor, writes).await {
-        result?;
+    // Handed to the writer a few hundred at a time, in order (references point backwards): the
+    // group commit stores each such part in one or two transactions instead of one per resource,
+    // and only one part's versions are held in memory at once.
+    let mut writes = writes.into_iter().peekable();
+    while writes.peek().is_some() {
+        let part: Vec<_> = writes.by_ref().take(SEED_PART).collect();
+        for result in store.write_all(&actor, part).await {
+            result?;
+        }
     }
-    // Hash the demo passwords concurrently: each takes tens of milliseconds by design.
+    // Hash the demo passwords a few at a time: each takes tens of milliseconds by design.
     let hashes = futures_hashes().await?;
     let now = format_instant(Utc::now());
     for (user, hash) in DEMO_USERS.iter().zip(hashes) {
@@ -100,16 +111,19 @@ pub async fn seed_demo(store: &Store) -> Result<bool, FhirError> {
 }
 
 async fn futures_hashes() -> Result<Vec<String>, FhirError> {
-    let tasks: Vec<_> = DEMO_USERS
-        .iter()
-        .map(|_| tokio::spawn(password::hash_password(DEMO_PASSWORD.to_owned())))
-        .collect();
-    let mut hashes = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        hashes.push(
-            task.await
-                .map_err(|e| FhirError::Internal(e.to_string()))??,
-        );
+    let mut hashes = Vec::with_capacity(DEMO_USERS.len());
+    // Two at a time: each hash holds 19 MiB while it runs, and this machine class has 2 cores.
+    for pair in DEMO_USERS.chunks(HASHES_AT_ONCE) {
+        let tasks: Vec<_> = pair
+            .iter()
+            .map(|_| tokio::spawn(password::hash_password(DEMO_PASSWORD.to_owned())))
+            .collect();
+        for task in tasks {
+            hashes.push(
+                task.await
+                    .map_err(|e| FhirError::Internal(e.to_string()))??,
+            );
+        }
     }
     Ok(hashes)
 }

@@ -40,6 +40,18 @@ pub enum StartupError {
     },
 }
 
+/// Hands the pages the allocator holds free back to the system. Seeding and re-indexing touch
+/// every resource at once; glibc keeps what they freed mapped (an idle server after seeding held
+/// 132 MiB), and a server should start as small as it idles.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own free lists; glibc
+    // makes it safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A built, bound, not yet serving application.
 pub struct Application {
     listener: TcpListener,
@@ -59,6 +71,9 @@ impl Application {
             seed::seed_demo(&store)
                 .await
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
+        }
+        if reindexed > 0 || config.seed_demo {
+            release_freed_memory();
         }
         let listener =
             TcpListener::bind(config.listen)

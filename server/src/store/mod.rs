@@ -68,7 +68,9 @@ impl Store {
         let db: Db = if is_postgres_url(url) {
             Engine::Postgres(Box::new(PgDb::open(url).await?))
         } else {
-            Engine::Sqlite(SqliteDb::open(url).await?)
+            let sqlite = SqliteDb::open(url).await?;
+            sqlite.spawn_checkpoints();
+            Engine::Sqlite(sqlite)
         };
         let head = events::head_seq(&db).await?;
         let position = subscriptions::matcher_position(&db).await?;
