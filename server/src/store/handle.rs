@@ -57,11 +57,16 @@ pub(super) const VISIBILITY_MEMO_LEN: usize = 10_000;
 
 /// A write waiting for the group-commit writer.
 pub(super) struct WriteJob {
+    pub request: WriteRequest,
+    pub reply: oneshot::Sender<Result<Option<Written>, StoreError>>,
+}
+
+/// One write, as asked.
+pub(super) struct WriteRequest {
     pub actor: Actor,
     pub resource_type: String,
     pub op: WriteOp,
     pub body: Option<Value>,
-    pub reply: oneshot::Sender<Result<Option<Written>, StoreError>>,
 }
 
 /// What the audit writer is handed.

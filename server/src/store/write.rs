@@ -28,7 +28,7 @@ use super::{
     audit::insert_audits,
     backend::postgres::Notice,
     engine::{on, Db, Tx},
-    handle::{advance, Store, WriteJob, COMMIT_CLOCK_LEN},
+    handle::{advance, Store, WriteJob, WriteRequest as Request, COMMIT_CLOCK_LEN},
     index::{index_entries, IndexEntries, INDEX_VERSION},
     model::{Actor, AuditRecord, StoreError, Stored, WriteOp, Written},
 };
@@ -92,10 +92,12 @@ impl Store {
     ) -> Result<oneshot::Receiver<Result<Option<Written>, StoreError>>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = WriteJob {
-            actor: actor.clone(),
-            resource_type: resource_type.to_owned(),
-            op,
-            body,
+            request: Request {
+                actor: actor.clone(),
+                resource_type: resource_type.to_owned(),
+                op,
+                body,
+            },
             reply,
         };
         self.writes
@@ -222,18 +224,8 @@ pub(super) async fn group_commit_writer(
                 Err(_) => break,
             }
         }
-        let (requests, replies): (Vec<Request>, Vec<Reply>) = jobs
-            .into_iter()
-            .map(|job| {
-                let request = Request {
-                    actor: job.actor,
-                    resource_type: job.resource_type,
-                    op: job.op,
-                    body: job.body,
-                };
-                (request, job.reply)
-            })
-            .unzip();
+        let (requests, replies): (Vec<Request>, Vec<Reply>) =
+            jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
         let outcomes = match commit_batch(&db, &requests).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
@@ -266,14 +258,6 @@ pub(super) async fn group_commit_writer(
             let _ = reply.send(outcome);
         }
     }
-}
-
-/// One write of a batch, as asked.
-struct Request {
-    actor: Actor,
-    resource_type: String,
-    op: WriteOp,
-    body: Option<Value>,
 }
 
 type Outcome = Result<Option<Written>, StoreError>;
@@ -337,7 +321,6 @@ struct Plan {
     request: usize,
     key: Key,
     version_id: i64,
-    now: String,
     deleted: bool,
     action: Action,
     json: Arc<str>,
@@ -373,15 +356,25 @@ async fn write_requests(
         .collect();
     let mut priors = load_priors(tx, &targets).await?;
     // … and what they refer to.
-    let references: Vec<Key> = requests
+    let references: Vec<Vec<Key>> = requests
         .iter()
-        .filter_map(|request| request.body.as_ref())
-        .flat_map(literal_references)
+        .map(|request| {
+            request
+                .body
+                .as_ref()
+                .map(literal_references)
+                .unwrap_or_default()
+        })
+        .collect();
+    let named: Vec<Key> = references
+        .iter()
+        .flatten()
         .filter(|(rtype, _)| !rtype.is_empty())
+        .cloned()
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let live = load_live(tx, &references).await?;
+    let live = load_live(tx, &named).await?;
 
     let now = format_instant(chrono::Utc::now());
     let mut plans: Vec<Plan> = Vec::with_capacity(requests.len());
@@ -392,7 +385,15 @@ async fn write_requests(
             None => live.contains(key),
         };
         let key = (request.resource_type.clone(), id);
-        match plan(index, request, key, &priors, &is_live, &now) {
+        match plan(
+            index,
+            request,
+            key,
+            &references[index],
+            &priors,
+            &is_live,
+            &now,
+        ) {
             Ok(Some((plan, content))) => {
                 priors.insert(
                     plan.key.clone(),
@@ -423,7 +424,7 @@ async fn write_requests(
                     resource_type: plan.key.0.clone(),
                     id: plan.key.1.clone(),
                     version_id: plan.version_id,
-                    last_updated: plan.now.clone(),
+                    last_updated: now.clone(),
                     deleted: plan.deleted,
                     json: plan.json.clone(),
                 },
@@ -437,11 +438,13 @@ async fn write_requests(
 /// Decides one write against what it replaces (`priors`) and which resources are live: the same
 /// rules whether the write is alone or the hundredth of its batch. Answers the plan and the
 /// content the resource has afterwards (None when deleted); `Ok(None)` when there is nothing to
-/// do (deleting what is already deleted).
+/// do (deleting what is already deleted). `references` are the body's literal references, as
+/// `literal_references` found them when the batch looked them up.
 fn plan(
     request_index: usize,
     request: &Request,
     key: Key,
+    references: &[Key],
     priors: &HashMap<Key, Prior>,
     is_live: &dyn Fn(&Key) -> bool,
     now: &str,
@@ -495,14 +498,13 @@ fn plan(
 
     if !is_delete {
         // A resource may refer to itself; a reference that is no `Type/id` never resolves.
-        let missing: Vec<String> = literal_references(&content)
-            .into_iter()
-            .filter_map(|(rtype, target)| {
+        let missing: Vec<String> = references
+            .iter()
+            .filter_map(|reference| {
+                let (rtype, target) = reference;
                 if rtype.is_empty() {
-                    Some(target)
-                } else if (rtype == key.0 && target == key.1)
-                    || is_live(&(rtype.clone(), target.clone()))
-                {
+                    Some(target.clone())
+                } else if (*rtype == key.0 && *target == key.1) || is_live(reference) {
                     None
                 } else {
                     Some(format!("{rtype}/{target}"))
@@ -525,7 +527,6 @@ fn plan(
     let plan = Plan {
         request: request_index,
         version_id,
-        now: now.to_owned(),
         deleted: is_delete,
         action,
         json: Arc::from(content.to_string()),
@@ -624,7 +625,7 @@ async fn store_plans(
                 row.push_bind(&plan.key.0)
                     .push_bind(&plan.key.1)
                     .push_bind(plan.version_id)
-                    .push_bind(&plan.now)
+                    .push_bind(now)
                     .push_bind(plan.deleted)
                     .push_bind(&plan.patient_id)
                     .push_bind(&plan.unit_id)
@@ -652,7 +653,7 @@ async fn store_plans(
                 row.push_bind(&plan.key.0)
                     .push_bind(&plan.key.1)
                     .push_bind(plan.version_id)
-                    .push_bind(&plan.now)
+                    .push_bind(now)
                     .push_bind(plan.deleted)
                     .push_bind(&*plan.json);
             });
@@ -685,7 +686,7 @@ async fn store_plans(
                     .push_bind(&plan.patient_id)
                     .push_bind(*rooms)
                     .push_bind(&actor.user_id)
-                    .push_bind(&plan.now);
+                    .push_bind(now);
             });
             insert.build().execute(conn).await?;
         });
