@@ -1,8 +1,10 @@
 //! The dispatcher: reads committed events from the log in `seq` order and routes each to its rooms.
 //!
 //! Where it sits: step 3 of the event path. The store wakes it after every commit (the head `seq`
-//! watch); it also polls once a second, so a missed wake-up (or, later, a write on another node)
-//! can delay an event but never lose it: the log is the truth, wake-ups are only hints.
+//! watch); it also polls once a second, so a missed wake-up (or a write on another node) can
+//! delay an event but never lose it: the log is the truth, wake-ups are only hints. What this
+//! node just committed it reads from the writer's in-memory tail, without a query
+//! (`Store::events_after`).
 //!
 //! Each event is serialised ONCE; the same bytes go to every recipient's bounded queue with
 //! `try_send`. A full queue closes that connection with 4408 (it resumes with `after_seq`); the

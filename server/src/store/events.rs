@@ -54,12 +54,22 @@ pub(super) async fn events_where(
 }
 
 impl Store {
-    /// Events with `seq > after`, in order, at most `limit` of them.
+    /// Events with `seq > after`, in order, at most `limit` of them: from the tail this node's
+    /// writer keeps when it holds them, from the database otherwise.
     pub async fn events_after(
         &self,
         after: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
+        let alone = !self.db.shared();
+        if let Some(events) = self
+            .tail
+            .lock()
+            .ok()
+            .and_then(|tail| tail.read(after, limit, alone))
+        {
+            return Ok(events);
+        }
         events_where(
             &self.db,
             "e.seq > $1 ORDER BY e.seq LIMIT $2",

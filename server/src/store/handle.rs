@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::{
     engine::Db,
     model::{Actor, AuditRecord, StoreError, Visibility, WriteOp, Written},
+    tail::Tail,
 };
 
 /// The store handle held in `AppState`; cheap to clone.
@@ -40,6 +41,8 @@ pub struct Store {
     /// Visibilities remembered with the write mark they were computed at
     /// (`Store::remembered_visibility`); bounded by `VISIBILITY_MEMO_LEN`.
     pub(super) visibilities: Arc<Mutex<VisibilityMemo>>,
+    /// The newest events this node committed, moved by the writer (`tail.rs`).
+    pub(super) tail: Arc<Mutex<Tail>>,
     /// The group-commit writer's queue (`write.rs`).
     pub(super) writes: mpsc::UnboundedSender<WriteJob>,
     /// The audit writer's queue (`audit.rs`).

@@ -21,6 +21,7 @@
 //! - `backend/{sqlite,postgres}.rs`: only what differs between the engines: opening, how a write
 //!   transaction starts, notifying other nodes, the matcher's lease.
 //! - `engine.rs`: the seam that runs one query on either engine.
+//! - `tail.rs`: the newest events, kept in memory by the writer for the log's followers.
 //! - `handle.rs`: the [`Store`] type; its methods are in `read.rs`, `write.rs`, `events.rs`,
 //!   `subscriptions.rs`, `accounts.rs` and `audit.rs`, next to the SQL they run.
 
@@ -36,6 +37,7 @@ mod model;
 mod read;
 mod sql;
 mod subscriptions;
+mod tail;
 mod write;
 
 use std::{
@@ -76,20 +78,29 @@ impl Store {
         let position = subscriptions::matcher_position(&db).await?;
         let (writes, write_rx) = mpsc::unbounded_channel();
         let written = Arc::new(Mutex::new(HashMap::new()));
+        let tail = Arc::new(Mutex::new(tail::Tail::at(head)));
+        let commits = Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN)));
+        let head = watch::channel(head).0;
         tokio::spawn(write::group_commit_writer(
             db.clone(),
             write_rx,
-            written.clone(),
+            write::AfterCommit {
+                written: written.clone(),
+                tail: tail.clone(),
+                commits: commits.clone(),
+                head: head.clone(),
+            },
         ));
         let (audits, audit_rx) = mpsc::unbounded_channel();
         tokio::spawn(audit::audit_writer(db.clone(), audit_rx));
         let store = Self {
-            head: watch::channel(head).0,
+            head,
             matcher: watch::channel(position).0,
             revoked: broadcast::channel(1024).0,
             hearing: watch::channel(!db.shared()).0,
-            commits: Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN))),
+            commits,
             written,
+            tail,
             visibilities: Arc::new(Mutex::new(HashMap::new())),
             writes,
             audits,

@@ -15,14 +15,15 @@
 //! retried alone in a savepoint of its own, so one bad row never takes the others with it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use app::events::{classify, Action, EventType};
 use serde_json::Value;
 use sqlx::QueryBuilder;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     audit::insert_audits,
@@ -30,7 +31,8 @@ use super::{
     engine::{on, Db, Tx},
     handle::{advance, Store, WriteJob, WriteRequest as Request, COMMIT_CLOCK_LEN},
     index::{index_entries, IndexEntries, INDEX_VERSION},
-    model::{Actor, AuditRecord, StoreError, Stored, WriteOp, Written},
+    model::{Actor, AuditRecord, EventRecord, NewestFacts, StoreError, Stored, WriteOp, Written},
+    tail::{Key, Tail},
 };
 use crate::fhir::date::format_instant;
 
@@ -44,8 +46,6 @@ const KEYS_PER_QUERY: usize = 400;
 /// Resources re-indexed per transaction.
 const REINDEX_PAGE: i64 = 500;
 
-/// A resource's identity: (type, id).
-type Key = (String, String);
 /// A write's answer, and where it is sent.
 type Reply = oneshot::Sender<Result<Option<Written>, StoreError>>;
 
@@ -110,20 +110,9 @@ impl Store {
         &self,
         answer: oneshot::Receiver<Result<Option<Written>, StoreError>>,
     ) -> Result<Option<Written>, StoreError> {
-        let written = answer
+        answer
             .await
-            .map_err(|_| StoreError::Commit("the writer has stopped".into()))??;
-        if let Some(&(last, _)) = written.as_ref().and_then(|w| w.events.last()) {
-            if let Ok(mut commits) = self.commits.lock() {
-                if commits.len() == COMMIT_CLOCK_LEN {
-                    commits.pop_front();
-                }
-                commits.push_back((last, std::time::Instant::now()));
-            }
-            // Answers of one commit batch arrive concurrently: only ever move the head forward.
-            advance(&self.head, last);
-        }
-        Ok(written)
+            .map_err(|_| StoreError::Commit("the writer has stopped".into()))?
     }
 
     /// A mark that changes whenever a write of one of `types` commits: whatever was derived from
@@ -206,6 +195,50 @@ impl Store {
     }
 }
 
+/// What the writer moves after each commit, before it answers anyone: every write it answers
+/// is then counted (`Store::write_mark`), in the event tail (`tail.rs`), and under the head.
+pub(super) struct AfterCommit {
+    pub written: Arc<Mutex<HashMap<String, u64>>>,
+    pub tail: Arc<Mutex<Tail>>,
+    pub commits: Arc<Mutex<VecDeque<(i64, Instant)>>>,
+    pub head: watch::Sender<i64>,
+}
+
+impl AfterCommit {
+    fn committed(&self, batch: Batch) -> Vec<Outcome> {
+        let last_seq = batch.events.last().map(|event| event.seq);
+        if let Ok(mut written) = self.written.lock() {
+            for outcome in &batch.outcomes {
+                if let Ok(Some(done)) = outcome {
+                    *written
+                        .entry(done.resource.resource_type.clone())
+                        .or_default() += 1;
+                }
+            }
+        }
+        if let Ok(mut tail) = self.tail.lock() {
+            tail.push(batch.events, batch.written);
+        }
+        if let Some(last) = last_seq {
+            if let Ok(mut commits) = self.commits.lock() {
+                if commits.len() == COMMIT_CLOCK_LEN {
+                    commits.pop_front();
+                }
+                commits.push_back((last, Instant::now()));
+            }
+            advance(&self.head, last);
+        }
+        batch.outcomes
+    }
+
+    /// The commit's outcome is not known: the tail answers nothing until the next one.
+    fn unsure(&self) {
+        if let Ok(mut tail) = self.tail.lock() {
+            tail.unsure();
+        }
+    }
+}
+
 /// The group-commit writer: takes every write waiting at the moment, plans and stores them in one
 /// transaction (see the module's comment), commits once, and only then answers. The transaction
 /// is begun by `Db::begin_events`, which serialises writers until COMMIT (across nodes on
@@ -214,7 +247,7 @@ impl Store {
 pub(super) async fn group_commit_writer(
     db: Db,
     mut rx: mpsc::UnboundedReceiver<WriteJob>,
-    written: Arc<Mutex<HashMap<String, u64>>>,
+    after: AfterCommit,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -226,34 +259,27 @@ pub(super) async fn group_commit_writer(
         }
         let (requests, replies): (Vec<Request>, Vec<Reply>) =
             jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
-        let outcomes = match commit_batch(&db, &requests).await {
-            Ok(outcomes) => outcomes,
+        let committed = match commit_batch(&db, &requests).await {
+            Ok(batch) => Ok(batch),
             Err(error) => {
                 tracing::warn!(%error, writes = requests.len(), "storing a batch failed; writing each alone");
-                match commit_one_by_one(&db, &requests).await {
-                    Ok(outcomes) => outcomes,
-                    Err(error) => {
-                        let message = error.to_string();
-                        tracing::error!(%message, "group commit failed; every write of the batch is refused");
-                        requests
-                            .iter()
-                            .map(|_| Err(StoreError::Commit(message.clone())))
-                            .collect()
-                    }
-                }
+                commit_one_by_one(&db, &requests).await
             }
         };
-        // Committed: count the writes per type before anyone hears of them, so that whatever
-        // was derived from the database before (`Store::write_mark`) is seen to be stale.
-        if let Ok(mut written) = written.lock() {
-            for outcome in &outcomes {
-                if let Ok(Some(done)) = outcome {
-                    *written
-                        .entry(done.resource.resource_type.clone())
-                        .or_default() += 1;
-                }
+        // Committed: moved before anyone hears of it, so that whatever was derived from the
+        // database before is seen to be stale and the followers find the events in the tail.
+        let outcomes = match committed {
+            Ok(batch) => after.committed(batch),
+            Err(error) => {
+                after.unsure();
+                let message = error.to_string();
+                tracing::error!(%message, "group commit failed; every write of the batch is refused");
+                requests
+                    .iter()
+                    .map(|_| Err(StoreError::Commit(message.clone())))
+                    .collect()
             }
-        }
+        };
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome);
         }
@@ -262,46 +288,52 @@ pub(super) async fn group_commit_writer(
 
 type Outcome = Result<Option<Written>, StoreError>;
 
+/// What one transaction stored: each request's answer, the events in `seq` order, and the
+/// newest facts of each resource written, in write order.
+#[derive(Default)]
+struct Batch {
+    outcomes: Vec<Outcome>,
+    events: Vec<EventRecord>,
+    written: Vec<(Key, NewestFacts)>,
+}
+
 /// Plans and stores every request in one transaction and commits it. An `Err` means nothing
 /// of the batch was committed.
-async fn commit_batch(db: &Db, requests: &[Request]) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn commit_batch(db: &Db, requests: &[Request]) -> Result<Batch, sqlx::Error> {
     let mut tx = db.begin_events().await?;
-    let outcomes = write_requests(&mut tx, requests).await?;
-    finish(tx, &outcomes).await?;
-    Ok(outcomes)
+    let batch = write_requests(&mut tx, requests).await?;
+    finish(tx, &batch).await?;
+    Ok(batch)
 }
 
 /// The slow path: each request alone in a savepoint, so that a row the database refuses fails
 /// its own write only.
-async fn commit_one_by_one(db: &Db, requests: &[Request]) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn commit_one_by_one(db: &Db, requests: &[Request]) -> Result<Batch, sqlx::Error> {
     let mut tx = db.begin_events().await?;
-    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut all = Batch::default();
     for request in requests {
         let mut savepoint = tx.savepoint().await?;
         match write_requests(&mut savepoint, std::slice::from_ref(request)).await {
-            Ok(mut outcome) => {
+            Ok(mut one) => {
                 savepoint.commit().await?;
-                outcomes.push(outcome.pop().unwrap_or(Ok(None)));
+                all.outcomes.push(one.outcomes.pop().unwrap_or(Ok(None)));
+                all.events.append(&mut one.events);
+                all.written.append(&mut one.written);
             }
             Err(error) => {
                 savepoint.rollback().await?;
-                outcomes.push(Err(StoreError::from(error)));
+                all.outcomes.push(Err(StoreError::from(error)));
             }
         }
     }
-    finish(tx, &outcomes).await?;
-    Ok(outcomes)
+    finish(tx, &all).await?;
+    Ok(all)
 }
 
 /// Tells the other nodes how far the log reaches, and commits.
-async fn finish(mut tx: Tx<'static>, outcomes: &[Outcome]) -> Result<(), sqlx::Error> {
-    let last_seq = outcomes
-        .iter()
-        .filter_map(|outcome| outcome.as_ref().ok()?.as_ref()?.events.last())
-        .map(|&(seq, _)| seq)
-        .max();
-    if let Some(seq) = last_seq {
-        tx.notify(&Notice::Events(seq)).await?;
+async fn finish(mut tx: Tx<'static>, batch: &Batch) -> Result<(), sqlx::Error> {
+    if let Some(event) = batch.events.last() {
+        tx.notify(&Notice::Events(event.seq)).await?;
     }
     tx.commit().await
 }
@@ -330,16 +362,13 @@ struct Plan {
     entries: IndexEntries,
     /// Whether the resource existed before (its index rows are replaced).
     replaces: bool,
-    /// Each derived event's type and room list (JSON).
-    events: Vec<(EventType, String)>,
+    /// Each derived event's type, rooms, and rooms as stored (JSON).
+    events: Vec<(EventType, Vec<String>, String)>,
 }
 
 /// Plans every request in order and stores the plans; answers each request. Refusals (If-Match,
 /// unresolved references, not found) are answers; an `Err` is the database failing.
-async fn write_requests(
-    tx: &mut Tx<'_>,
-    requests: &[Request],
-) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn write_requests(tx: &mut Tx<'_>, requests: &[Request]) -> Result<Batch, sqlx::Error> {
     let ids: Vec<String> = requests
         .iter()
         .map(|request| match &request.op {
@@ -411,8 +440,18 @@ async fn write_requests(
         }
     }
 
-    let seqs = store_plans(tx, requests, &plans, &now).await?;
-    Ok(answers
+    let (seqs, events) = store_plans(tx, requests, &plans, &now).await?;
+    let written = plans
+        .iter()
+        .map(|plan| {
+            let facts = NewestFacts {
+                patient_id: plan.patient_id.clone(),
+                restricted: plan.restricted,
+            };
+            (plan.key.clone(), facts)
+        })
+        .collect();
+    let outcomes = answers
         .into_iter()
         .map(|answer| {
             let Some(index) = answer? else {
@@ -432,7 +471,12 @@ async fn write_requests(
                 events: seqs[index].clone(),
             }))
         })
-        .collect())
+        .collect();
+    Ok(Batch {
+        outcomes,
+        events,
+        written,
+    })
 }
 
 /// Decides one write against what it replaces (`priors`) and which resources are live: the same
@@ -520,8 +564,8 @@ fn plan(
     let events = classify(&key.0, action, previous_live, &content)
         .into_iter()
         .map(|event| {
-            let rooms = serde_json::to_string(&event.rooms).unwrap_or_else(|_| "[]".into());
-            (event.event_type, rooms)
+            let stored = serde_json::to_string(&event.rooms).unwrap_or_else(|_| "[]".into());
+            (event.event_type, event.rooms, stored)
         })
         .collect();
     let plan = Plan {
@@ -549,15 +593,15 @@ fn plan(
 
 /// Stores the plans, in order, with one multi-row statement per table; numbers their events
 /// from the counter (whose lock the transaction holds until commit) and answers each plan's
-/// `(seq, type)` list.
+/// `(seq, type)` list, and the events as the log's readers see them.
 async fn store_plans(
     tx: &mut Tx<'_>,
     requests: &[Request],
     plans: &[Plan],
     now: &str,
-) -> Result<Vec<Vec<(i64, EventType)>>, sqlx::Error> {
+) -> Result<(Vec<Vec<(i64, EventType)>>, Vec<EventRecord>), sqlx::Error> {
     if plans.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let total: i64 = plans.iter().map(|plan| plan.events.len() as i64).sum();
     let last_seq: i64 = on!(tx.conn(), |conn| {
@@ -576,7 +620,7 @@ async fn store_plans(
         let first = next;
         let actor = &requests[plan.request].actor;
         let mut numbered = Vec::with_capacity(plan.events.len());
-        for (event_type, rooms) in &plan.events {
+        for (event_type, _, rooms) in &plan.events {
             numbered.push((next, *event_type));
             events.push((next, *event_type, rooms.as_str(), plan, actor));
             next += 1;
@@ -693,7 +737,30 @@ async fn store_plans(
     }
 
     insert_audits(tx, &audits).await?;
-    Ok(seqs)
+    let records = events
+        .into_iter()
+        .zip(plans.iter().flat_map(|plan| &plan.events))
+        .map(
+            |((seq, event_type, _, plan, actor), (_, rooms, _))| EventRecord {
+                seq,
+                event_type,
+                action: plan.action,
+                resource_type: plan.key.0.clone(),
+                resource_id: plan.key.1.clone(),
+                version_id: plan.version_id,
+                patient_id: plan.patient_id.clone(),
+                rooms: rooms.clone(),
+                user_id: actor.user_id.clone(),
+                timestamp: now.to_owned(),
+                resource_json: plan.json.clone(),
+                newest: NewestFacts {
+                    patient_id: plan.patient_id.clone(),
+                    restricted: plan.restricted,
+                },
+            },
+        )
+        .collect();
+    Ok((seqs, records))
 }
 
 /// `(rtype, id) IN ((…), …)` for `keys` (not empty).
@@ -1017,6 +1084,76 @@ mod tests {
                 "stored rows differ for seed {seed}"
             );
         }
+    }
+
+    /// The oracle for the event tail: after generated histories, written alone and in batches,
+    /// with labels and patients that change between versions, every read of the log after every
+    /// position answers exactly what the database holds, the newest facts included.
+    #[tokio::test]
+    async fn the_tail_answers_every_read_as_the_database_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let actor = Actor {
+            user_id: Some("tester".into()),
+            source: None,
+        };
+        let store = open(&dir, "tail").await;
+        for seed in 1..=4u64 {
+            let mut writes = history(seed, 60);
+            for (index, (_, _, body)) in writes.iter_mut().enumerate() {
+                if let Some(body) = body.as_mut().filter(|_| index % 3 == 0) {
+                    body["meta"] = json!({"security": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                        "code": "R",
+                    }]});
+                }
+            }
+            let mut writes = writes.into_iter();
+            // Some alone, some in a batch of several.
+            while let Some(first) = writes.next() {
+                let (rtype, op, body) = first;
+                let _ = store.write(&actor, &rtype, op, body).await;
+                let batch: Vec<_> = writes.by_ref().take(seed as usize + 2).collect();
+                let _ = store.write_all(&actor, batch).await;
+            }
+        }
+        let head = store.head();
+        assert!(head > 60, "the histories derive events ({head})");
+        let show = |events: &[EventRecord]| {
+            events
+                .iter()
+                .map(|event| format!("{event:?} {:?} {}", event.newest, event.resource_json))
+                .collect::<Vec<_>>()
+        };
+        let mut answered_from_tail = 0;
+        for after in 0..=head {
+            for limit in [1, 7, 10_000] {
+                let from_tail = store.tail.lock().unwrap().read(after, limit, true);
+                let database = events_where_after(&store, after, limit).await;
+                if let Some(from_tail) = &from_tail {
+                    answered_from_tail += 1;
+                    assert_eq!(
+                        show(from_tail),
+                        show(&database),
+                        "after {after}, limit {limit}"
+                    );
+                }
+                let read = store.events_after(after, limit).await.unwrap();
+                assert_eq!(show(&read), show(&database), "after {after}, limit {limit}");
+            }
+        }
+        // Nothing was evicted and no other node writes: the tail answered every read.
+        assert_eq!(answered_from_tail, 3 * (head + 1));
+    }
+
+    async fn events_where_after(store: &Store, after: i64, limit: usize) -> Vec<EventRecord> {
+        crate::store::events::events_where(
+            &store.db,
+            "e.seq > $1 ORDER BY e.seq LIMIT $2",
+            after,
+            limit as i64,
+        )
+        .await
+        .unwrap()
     }
 
     /// One row the database refuses fails its own write only: the batch is retried write by
