@@ -13,12 +13,23 @@
 //!     cargo run --release -p server --example bench_ws -- --clients 1000 --rate 0 --writers 8
 //!     cargo run --release -p server --example bench_ws -- --idle 10000
 //!     cargo run --release -p server --example bench_ws -- --subscriptions 100 --rate 100
+//!     cargo run --release -p server --example bench_ws -- --catch-up 10000
+//!     cargo run --release -p server --example bench_ws -- --reconnect 1000 --missed 200
 //!     ... --database-url postgres://postgres@127.0.0.1:5432/bench   (an empty database)
 //!
 //! With `--subscriptions N` the receivers are N FHIR Subscriptions (`Observation?subject=…`),
 //! each bound on its own `/ws/subscriptions-r4` socket, instead of `/ws` room clients.
 //!
-//! Loopback only; every loop is bounded by `--seconds`.
+//! With `--catch-up N` one client leaves the room, N writes are made to it, and the client comes
+//! back with `after_seq`: printed is how long until it has every missed update. With
+//! `--reconnect N` the server is killed (SIGKILL) and started again on the same database and
+//! port, `--missed` writes are made, and N clients reconnect at once with `after_seq`: printed is
+//! how long until every one has every missed update, and then a new write's latency to all.
+//!
+//! With `--nodes 2` (PostgreSQL only) a second server is started on the same database: the
+//! clients are on it, the writes go to the first, so the latency printed is across nodes.
+//!
+//! Loopback only; every loop is bounded by `--seconds` or a deadline.
 
 use std::{
     net::TcpListener,
@@ -95,7 +106,8 @@ fn raise_fd_limit() -> u64 {
 struct Server {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -109,12 +121,33 @@ impl Drop for Server {
 const METRICS_TOKEN: &str = "benchmark-metrics-token-0000";
 
 async fn start_server() -> Server {
-    let binary = arg_str("--server").unwrap_or_else(|| "target/release/rounds".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let child = launch(&dir, port).await;
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        dir,
+    }
+}
+
+impl Server {
+    /// Kills the server (no shutdown of its own) and starts it again on the same database and
+    /// port.
+    async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = launch(&self.dir, self.port).await;
+    }
+}
+
+/// Starts the server binary on `port` with its database in `dir`, and waits until it answers.
+async fn launch(dir: &tempfile::TempDir, port: u16) -> Child {
+    let binary = arg_str("--server").unwrap_or_else(|| "target/release/rounds".into());
     let child = Command::new(&binary)
         .env("ROUNDS_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -146,13 +179,9 @@ async fn start_server() -> Server {
             }
         }
         assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Server {
-        child,
-        base,
-        _dir: dir,
-    }
+    child
 }
 
 async fn login(base: &str) -> String {
@@ -172,6 +201,15 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(base: &str, token: &str, room: &str) -> Socket {
+    let (mut ws, _) = connect(base, token).await;
+    subscribe(&mut ws, room, None).await;
+    // subscribed
+    while !matches!(ws.next().await, Some(Ok(Message::Text(_)))) {}
+    ws
+}
+
+/// Opens `/ws` with bearer auth and reads the welcome: the socket and the log's head then.
+async fn connect(base: &str, token: &str) -> (Socket, i64) {
     let mut request = format!("ws://{}/ws", base.trim_start_matches("http://"))
         .into_client_request()
         .unwrap();
@@ -181,17 +219,193 @@ async fn open(base: &str, token: &str, room: &str) -> Socket {
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("handshake");
-    let subscribe =
-        json!({"type": "subscription", "data": {"subscription_id": "bench", "rooms": [room]}});
-    ws.send(Message::text(subscribe.to_string())).await.unwrap();
-    // welcome, subscribed
-    let mut answers = 0;
-    while answers < 2 {
-        if let Some(Ok(Message::Text(_))) = ws.next().await {
-            answers += 1;
+    loop {
+        if let Some(Ok(Message::Text(text))) = ws.next().await {
+            let welcome: Value = serde_json::from_str(&text).unwrap_or_default();
+            return (ws, welcome["data"]["seq"].as_i64().expect("a welcome"));
         }
     }
-    ws
+}
+
+async fn subscribe(ws: &mut Socket, room: &str, after_seq: Option<i64>) {
+    let mut data = json!({"subscription_id": "bench", "rooms": [room]});
+    if let Some(after) = after_seq {
+        data["after_seq"] = json!(after);
+    }
+    let frame = json!({"type": "subscription", "data": data});
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// A heart-rate Observation `bench-<n>` of `subject`.
+fn observation(subject: &str, n: usize) -> String {
+    json!({
+        "resourceType": "Observation", "id": format!("bench-{n}"), "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": "2026-11-25T10:00:00Z",
+        "valueQuantity": {"value": 60 + (n % 40), "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+    })
+    .to_string()
+}
+
+/// PUTs Observations `bench-<n>` for every n of `range` to pat-001, 16 at a time.
+async fn write_observations(base: &str, token: &str, range: std::ops::Range<usize>) {
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(range.start as u64));
+    let writers = (0..16).map(|_| {
+        let (http, next) = (http.clone(), next.clone());
+        async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if n >= range.end {
+                    return;
+                }
+                let response = http
+                    .put(format!("{base}/fhir/R4/Observation/bench-{n}"))
+                    .bearer_auth(token)
+                    .header("content-type", "application/fhir+json")
+                    .header("prefer", "return=minimal")
+                    .body(observation("Patient/pat-001", n))
+                    .send()
+                    .await
+                    .expect("a write");
+                assert!(
+                    response.status().is_success(),
+                    "write {n}: {}",
+                    response.status()
+                );
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+}
+
+/// Reads updates until one for `bench-<until>` arrives (or 60 s pass): how many `bench-` updates
+/// came before it, and when each of the first `missed` and `until` itself arrived.
+async fn read_until(
+    ws: &mut Socket,
+    missed: usize,
+    until: usize,
+) -> (usize, Option<Instant>, Option<Instant>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (mut count, mut caught_up) = (0, None);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        match bench_number(&text) {
+            Some(n) if n == until => return (count, caught_up, Some(Instant::now())),
+            Some(_) => {
+                count += 1;
+                if count == missed {
+                    caught_up = Some(Instant::now());
+                }
+            }
+            None => {}
+        }
+    }
+    (count, caught_up, None)
+}
+
+/// One client misses `missed` writes to its room and comes back with `after_seq`.
+async fn catch_up(server: &Server, token: &str, missed: usize) {
+    let (mut ws, head) = connect(&server.base, token).await;
+    ws.close(None).await.ok();
+    let started = Instant::now();
+    write_observations(&server.base, token, 0..missed + 1).await;
+    println!(
+        "{} writes made while the client was away, in {:.1} s",
+        missed + 1,
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let (mut ws, _) = connect(&server.base, token).await;
+    subscribe(&mut ws, "patient:pat-001", Some(head)).await;
+    let (count, _, last) = read_until(&mut ws, missed, missed).await;
+    match last {
+        Some(at) => println!(
+            "caught up on {} missed updates in {:.0} ms after connecting ({:.0} updates/s)",
+            count + 1,
+            (at - started).as_secs_f64() * 1e3,
+            (count + 1) as f64 / (at - started).as_secs_f64()
+        ),
+        None => println!("NOT caught up: {count} of {} updates in 60 s", missed + 1),
+    }
+}
+
+/// The server dies and comes back; `clients` reconnect at once and resume.
+async fn reconnect_storm(server: &mut Server, token: &str, clients: usize, missed: usize) {
+    let (_, head) = connect(&server.base, token).await;
+    let mut sockets = Vec::with_capacity(clients);
+    for chunk in 0..clients.div_ceil(250) {
+        let batch = (clients - chunk * 250).min(250);
+        sockets.extend(
+            futures_util::future::join_all(
+                (0..batch).map(|_| open(&server.base, token, "patient:pat-001")),
+            )
+            .await,
+        );
+    }
+    let restarted = Instant::now();
+    server.restart().await;
+    drop(sockets);
+    let up = restarted.elapsed();
+    write_observations(&server.base, token, 0..missed).await;
+    println!(
+        "{clients} clients were in patient:pat-001; the server was killed and answered again in {:.2} s; {missed} writes made",
+        up.as_secs_f64()
+    );
+    let started = Instant::now();
+    let reconnects = (0..clients).map(|_| {
+        let (base, token) = (server.base.clone(), token.to_owned());
+        async move {
+            let (mut ws, _) = connect(&base, &token).await;
+            subscribe(&mut ws, "patient:pat-001", Some(head)).await;
+            let result = read_until(&mut ws, missed, missed).await;
+            (ws, result)
+        }
+    });
+    let mut tasks: Vec<_> = reconnects.map(tokio::spawn).collect();
+    // Once every client could have caught up, one more write: its arrival says each is live.
+    let probe = {
+        let (base, token) = (server.base.clone(), token.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let sent = Instant::now();
+            write_observations(&base, &token, missed..missed + 1).await;
+            sent
+        })
+    };
+    let mut caught_up = Vec::with_capacity(clients);
+    let mut live = Vec::with_capacity(clients);
+    let mut short = 0;
+    for task in tasks.drain(..) {
+        let (_ws, (count, caught, seen)) = task.await.expect("a client");
+        if count < missed {
+            short += 1;
+        }
+        caught_up.extend(caught.map(|at| at - started));
+        live.extend(seen);
+    }
+    let sent = probe.await.expect("the probe");
+    caught_up.sort();
+    let mut probe_ms: Vec<u64> = live
+        .iter()
+        .map(|at| (*at - sent).as_micros() as u64)
+        .collect();
+    probe_ms.sort_unstable();
+    println!(
+        "caught up: {} of {clients} clients, the last {:.2} s after they all began to reconnect (p50 {:.2} s); {short} short of {missed} updates",
+        caught_up.len(),
+        caught_up.last().map_or(f64::NAN, Duration::as_secs_f64),
+        caught_up.get(caught_up.len() / 2).map_or(f64::NAN, Duration::as_secs_f64),
+    );
+    println!(
+        "live: {} of {clients} got the next write; its latency p50 {:.2} ms, max {:.2} ms",
+        live.len(),
+        percentile(&probe_ms, 0.5),
+        percentile(&probe_ms, 1.0),
+    );
 }
 
 /// Creates a FHIR Subscription for `criteria`, binds it on its own `/ws/subscriptions-r4`
@@ -299,6 +513,18 @@ async fn main() {
         rss_mib(pid)
     );
 
+    let catch = arg("--catch-up", 0) as usize;
+    if catch > 0 {
+        catch_up(&server, &token, catch).await;
+        return;
+    }
+    let storm = arg("--reconnect", 0) as usize;
+    if storm > 0 {
+        let mut server = server;
+        reconnect_storm(&mut server, &token, storm, arg("--missed", 200) as usize).await;
+        return;
+    }
+
     if idle > 0 {
         let before = rss_mib(pid);
         let started = Instant::now();
@@ -333,6 +559,18 @@ async fn main() {
     let patient = arg_str("--patient").unwrap_or_else(|| "pat-001".into());
     let room = format!("patient:{patient}");
 
+    // The node the clients are on: the one written to, or a second one on the same database.
+    let second = match arg("--nodes", 1) {
+        2 => Some(start_server().await),
+        _ => None,
+    };
+    let listen_base = second
+        .as_ref()
+        .map_or(&server.base, |node| &node.base)
+        .clone();
+    // What is measured of the server is measured on the node that delivers.
+    let writer_pid = pid;
+    let pid = second.as_ref().map_or(pid, |node| node.child.id());
     let subscriptions = arg("--subscriptions", 0) as usize;
     let mut sockets = Vec::with_capacity(clients.max(subscriptions));
     if subscriptions > 0 {
@@ -346,12 +584,15 @@ async fn main() {
             let batch = (clients - chunk * 250).min(250);
             sockets.extend(
                 futures_util::future::join_all(
-                    (0..batch).map(|_| open(&server.base, &token, &room)),
+                    (0..batch).map(|_| open(&listen_base, &token, &room)),
                 )
                 .await,
             );
         }
-        println!("{clients} clients subscribed to {room}");
+        println!(
+            "{clients} clients subscribed to {room} on {listen_base}, writes to {}",
+            server.base
+        );
     }
     let clients = sockets.len();
 
@@ -395,18 +636,10 @@ async fn main() {
     }
 
     let subject = format!("Patient/{patient}");
-    let body = move |n: usize| {
-        json!({
-            "resourceType": "Observation", "id": format!("bench-{n}"), "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
-            "subject": {"reference": subject},
-            "effectiveDateTime": "2026-11-25T10:00:00Z",
-            "valueQuantity": {"value": 60 + (n % 40), "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
-        })
-        .to_string()
-    };
+    let body = move |n: usize| observation(&subject, n);
     let next = Arc::new(AtomicU64::new(0));
     let server_cpu = cpu_seconds(pid);
+    let writer_cpu = cpu_seconds(writer_pid);
     let bench_cpu = cpu_seconds(std::process::id());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -460,6 +693,7 @@ async fn main() {
     }
     let writing = started.elapsed();
     let server_cores = (cpu_seconds(pid) - server_cpu) / writing.as_secs_f64();
+    let writer_cores = (cpu_seconds(writer_pid) - writer_cpu) / writing.as_secs_f64();
     let bench_cores = (cpu_seconds(std::process::id()) - bench_cpu) / writing.as_secs_f64();
     let writes = next.load(Ordering::Relaxed).min(MAX_WRITES as u64);
     let peak_rss = rss_mib(pid);
@@ -492,7 +726,7 @@ async fn main() {
         percentile(&latencies, 1.0)
     );
     let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", server.base))
+        .get(format!("{listen_base}/metrics"))
         .bearer_auth(METRICS_TOKEN)
         .send()
         .await
@@ -518,4 +752,9 @@ async fn main() {
     println!(
         "CPU while writing: server {server_cores:.2} cores, this load client {bench_cores:.2} cores (of 2)"
     );
+    if writer_pid != pid {
+        println!(
+            "  (the server the clients are on; the one written to used {writer_cores:.2} cores)"
+        );
+    }
 }

@@ -95,20 +95,20 @@ impl Auth {
             return Err(cross_site());
         }
         let user = self
-            .store
-            .user_by_id(&claims.sub)
+            .keys
+            .account(&self.store, &claims.sub)
             .await?
             .filter(|user| user.active)
             .ok_or_else(|| FhirError::Unauthorized("the account is not active".into()))?;
         let role = Role::parse(&user.role)
             .ok_or_else(|| FhirError::Internal(format!("unknown role {}", user.role)))?;
         Ok(AuthUser {
-            id: user.id,
-            name: user.name,
+            id: user.id.clone(),
+            name: user.name.clone(),
             role,
             session_id: claims.sid,
-            practitioner_id: user.practitioner_id,
-            units: user.units,
+            practitioner_id: user.practitioner_id.clone(),
+            units: user.units.clone(),
             via_cookie,
         })
     }

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::identity::{Purpose, Role, UserInfo};
 use crate::{
     fhir::{date::format_instant, error::FhirError},
-    store::Store,
+    store::{accounts::UserRow, Store},
 };
 
 /// WebSocket `?token=` tokens live this long: enough to open a socket, useless when stolen later.
@@ -55,6 +55,9 @@ pub struct AuthKeys {
     /// after a few seconds, so a revocation on another node is seen quickly; one on this node
     /// at once.
     sessions: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// user id → (the account as last read, when). Read again after the same few seconds as a
+    /// session, so a change to an account is seen as soon as an ended session is.
+    accounts: Mutex<HashMap<String, (Arc<UserRow>, Instant)>>,
     /// Whether to mark cookies `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
     /// Two tabs refreshing at once present the same refresh token; tolerated within this window.
@@ -74,6 +77,7 @@ impl AuthKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             sessions: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             secure_cookies,
         }
     }
@@ -194,6 +198,32 @@ impl AuthKeys {
         user_id: &str,
     ) -> Result<bool, FhirError> {
         Ok(self.session_user(store, sid).await?.as_deref() == Some(user_id))
+    }
+
+    /// The account with id `id`, as read at most a few seconds ago.
+    pub async fn account(
+        &self,
+        store: &Store,
+        id: &str,
+    ) -> Result<Option<Arc<UserRow>>, FhirError> {
+        if let Ok(cache) = self.accounts.lock() {
+            if let Some((account, at)) = cache.get(id) {
+                if at.elapsed() < SESSION_CACHE_TTL {
+                    return Ok(Some(account.clone()));
+                }
+            }
+        }
+        let Some(account) = store.user_by_id(id).await? else {
+            return Ok(None);
+        };
+        let account = Arc::new(account);
+        if let Ok(mut cache) = self.accounts.lock() {
+            if cache.len() > 100_000 {
+                cache.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
+            }
+            cache.insert(id.to_owned(), (account.clone(), Instant::now()));
+        }
+        Ok(Some(account))
     }
 
     /// The user of session `sid` while it is active.

@@ -43,8 +43,8 @@ pub struct Store {
     pub(super) visibilities: Arc<Mutex<VisibilityMemo>>,
     /// The newest events this node committed, moved by the writer (`tail.rs`).
     pub(super) tail: Arc<Mutex<Tail>>,
-    /// The group-commit writer's queue (`write.rs`).
-    pub(super) writes: mpsc::UnboundedSender<WriteJob>,
+    /// The group-commit writer's queue (`write.rs`): the writes of one call, in order.
+    pub(super) writes: mpsc::UnboundedSender<Vec<WriteJob>>,
     /// The audit writer's queue (`audit.rs`).
     pub(super) audits: mpsc::UnboundedSender<AuditMsg>,
 }

@@ -81,7 +81,7 @@ impl Store {
         let tail = Arc::new(Mutex::new(tail::Tail::at(head)));
         let commits = Arc::new(Mutex::new(VecDeque::with_capacity(COMMIT_CLOCK_LEN)));
         let head = watch::channel(head).0;
-        tokio::spawn(write::group_commit_writer(
+        let writer = write::group_commit_writer(
             db.clone(),
             write_rx,
             write::AfterCommit {
@@ -90,7 +90,15 @@ impl Store {
                 commits: commits.clone(),
                 head: head.clone(),
             },
-        ));
+        );
+        match &db {
+            // Each statement of a write is a round trip to SQLite's connection thread; on a
+            // thread of its own the writer is woken at once after each, instead of waiting its
+            // turn behind every socket the runtime serves.
+            Engine::Sqlite(_) => on_own_thread("rounds-writer", writer)?,
+            // A PostgreSQL connection belongs to the runtime that opened it.
+            Engine::Postgres(_) => drop(tokio::spawn(writer)),
+        }
         let (audits, audit_rx) = mpsc::unbounded_channel();
         tokio::spawn(audit::audit_writer(db.clone(), audit_rx));
         let store = Self {
@@ -116,4 +124,22 @@ impl Store {
     pub fn shared(&self) -> bool {
         self.db.shared()
     }
+}
+
+/// Runs `task` to its end on a new thread with a runtime of its own.
+fn on_own_thread(
+    name: &str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StoreError> {
+    let failed =
+        |error: std::io::Error| StoreError::Commit(format!("cannot start {name}: {error}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || runtime.block_on(task))
+        .map_err(failed)?;
+    Ok(())
 }

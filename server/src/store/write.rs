@@ -58,8 +58,11 @@ impl Store {
         op: WriteOp,
         body: Option<Value>,
     ) -> Result<Option<Written>, StoreError> {
-        let answer = self.enqueue(actor, resource_type, op, body)?;
-        self.answered(answer).await
+        let write = (resource_type.to_owned(), op, body);
+        let mut answers = self.write_all(actor, vec![write]).await;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Commit("the writer gave no answer".into())))
     }
 
     /// Writes every resource of `writes` in order, as `write` would one after the other, but
@@ -69,50 +72,28 @@ impl Store {
         actor: &Actor,
         writes: Vec<(String, WriteOp, Option<Value>)>,
     ) -> Vec<Result<Option<Written>, StoreError>> {
-        let mut answers = Vec::with_capacity(writes.len());
-        for (resource_type, op, body) in writes {
-            answers.push(self.enqueue(actor, &resource_type, op, body));
+        let stopped = || StoreError::Commit("the writer has stopped".into());
+        let (jobs, answers): (Vec<WriteJob>, Vec<_>) = writes
+            .into_iter()
+            .map(|(resource_type, op, body)| {
+                let (reply, answer) = oneshot::channel();
+                let request = Request {
+                    actor: actor.clone(),
+                    resource_type,
+                    op,
+                    body,
+                };
+                (WriteJob { request, reply }, answer)
+            })
+            .unzip();
+        if self.writes.send(jobs).is_err() {
+            return answers.iter().map(|_| Err(stopped())).collect();
         }
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
-            results.push(match answer {
-                Ok(answer) => self.answered(answer).await,
-                Err(error) => Err(error),
-            });
+            results.push(answer.await.unwrap_or_else(|_| Err(stopped())));
         }
         results
-    }
-
-    fn enqueue(
-        &self,
-        actor: &Actor,
-        resource_type: &str,
-        op: WriteOp,
-        body: Option<Value>,
-    ) -> Result<oneshot::Receiver<Result<Option<Written>, StoreError>>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let job = WriteJob {
-            request: Request {
-                actor: actor.clone(),
-                resource_type: resource_type.to_owned(),
-                op,
-                body,
-            },
-            reply,
-        };
-        self.writes
-            .send(job)
-            .map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
-        Ok(answer)
-    }
-
-    async fn answered(
-        &self,
-        answer: oneshot::Receiver<Result<Option<Written>, StoreError>>,
-    ) -> Result<Option<Written>, StoreError> {
-        answer
-            .await
-            .map_err(|_| StoreError::Commit("the writer has stopped".into()))?
     }
 
     /// A mark that changes whenever a write of one of `types` commits: whatever was derived from
@@ -246,19 +227,28 @@ impl AfterCommit {
 /// fails, every write of the batch is told so and none of them happened.
 pub(super) async fn group_commit_writer(
     db: Db,
-    mut rx: mpsc::UnboundedReceiver<WriteJob>,
+    mut rx: mpsc::UnboundedReceiver<Vec<WriteJob>>,
     after: AfterCommit,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < WRITE_BATCH {
+    let mut waiting: VecDeque<WriteJob> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(jobs) => waiting.extend(jobs),
+                None => return,
+            }
+        }
+        while waiting.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(jobs) => waiting.extend(jobs),
                 Err(_) => break,
             }
         }
-        let (requests, replies): (Vec<Request>, Vec<Reply>) =
-            jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
+        let take = waiting.len().min(WRITE_BATCH);
+        let (requests, replies): (Vec<Request>, Vec<Reply>) = waiting
+            .drain(..take)
+            .map(|job| (job.request, job.reply))
+            .unzip();
         let committed = match commit_batch(&db, &requests).await {
             Ok(batch) => Ok(batch),
             Err(error) => {
@@ -1062,8 +1052,8 @@ mod tests {
             for (index, (rtype, op, body)) in writes.iter().cloned().enumerate() {
                 expected.push(answer(index, &alone.write(&actor, &rtype, op, body).await));
             }
-            // On the test's single thread the writer wakes only once every write is queued,
-            // so they are planned and stored as one batch.
+            // `write_all` hands the writer every write at once: fewer than `WRITE_BATCH`, they
+            // are planned and stored as one batch.
             let batched = open(&dir, &format!("batched{seed}")).await;
             let answers: Vec<String> = batched
                 .write_all(&actor, writes)
