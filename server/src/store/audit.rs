@@ -8,7 +8,7 @@ use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    engine::{on, Db, Tx},
+    engine::{on, run_script, Db, Script, Tx},
     handle::{AuditMsg, Store},
     model::{AuditFilter, AuditRecord, AuditRow, StoreError},
     sql::push_audit_filter,
@@ -158,27 +158,35 @@ pub(super) async fn insert_audits(
     tx: &mut Tx<'_>,
     records: &[AuditRecord],
 ) -> Result<(), sqlx::Error> {
+    run_script!(tx, |script| push_audits(&mut script, records));
+    Ok(())
+}
+
+/// Pushes the statements that add `records` to the audit trail, in order.
+pub(super) fn push_audits<'a, DB>(script: &mut Script<'a, DB>, records: &'a [AuditRecord])
+where
+    DB: sqlx::Database,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
-        on!(tx.conn(), |conn| {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO audit_log (ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source) ",
-            );
-            insert.push_values(chunk, |mut row, record| {
-                row.push_bind(&record.ts)
-                    .push_bind(&record.user_id)
-                    .push_bind(record.action)
-                    .push_bind(&record.operation)
-                    .push_bind(&record.resource_type)
-                    .push_bind(&record.resource_id)
-                    .push_bind(&record.patient_id)
-                    .push_bind(record.outcome)
-                    .push_bind(&record.detail)
-                    .push_bind(&record.source);
-            });
-            insert.build().execute(conn).await?;
+        let insert = script.statement(
+            "INSERT INTO audit_log (ts, user_id, action, operation, resource_type, resource_id, patient_id, outcome, detail, source) ",
+        );
+        insert.push_values(chunk, |mut row, record| {
+            row.push_bind(&record.ts)
+                .push_bind(&record.user_id)
+                .push_bind(record.action)
+                .push_bind(&record.operation)
+                .push_bind(&record.resource_type)
+                .push_bind(&record.resource_id)
+                .push_bind(&record.patient_id)
+                .push_bind(record.outcome)
+                .push_bind(&record.detail)
+                .push_bind(&record.source);
         });
     }
-    Ok(())
 }
 
 /// Commits audit records in batches, off the request path; retries a failed batch.

@@ -10,7 +10,10 @@
 //! notifying other nodes, the matcher's lease. This file only dispatches to it, and answers
 //! "nothing to do" where SQLite, being one node, has nothing to do.
 
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{
+    Connection, Database, PgConnection, PgPool, Postgres, QueryBuilder, Sqlite, SqliteConnection,
+    SqlitePool,
+};
 
 use super::backend::{
     postgres::{self, Notice, PgDb},
@@ -44,6 +47,22 @@ macro_rules! on {
     };
 }
 pub(crate) use on;
+
+/// `run_script!(tx, |script| pushes)`: builds a [`Script`] for the engine of `tx` (a `&mut Tx`)
+/// with `pushes`, and runs its statements in `tx`.
+macro_rules! run_script {
+    ($tx:expr, |$script:ident| $pushes:expr) => {{
+        let joined = matches!($tx, $crate::store::engine::Engine::Sqlite(_));
+        $crate::store::engine::on!($tx.conn(), |conn| {
+            let mut $script = $crate::store::engine::Script::new(joined);
+            $pushes;
+            for mut statement in $script.into_statements() {
+                statement.build().execute(&mut *conn).await?;
+            }
+        })
+    }};
+}
+pub(crate) use run_script;
 
 impl Db {
     /// Whether other nodes may share this database.
@@ -125,5 +144,43 @@ impl Tx<'_> {
             Engine::Sqlite(_) => Ok(()),
             Engine::Postgres(conn) => postgres::lock_reindex(conn).await,
         }
+    }
+}
+
+/// Statements to run in order inside one transaction. On SQLite they are joined into one script,
+/// run in one round trip to its connection thread (its driver binds the `?` parameters of a
+/// script's statements in order); PostgreSQL's protocol binds one statement at a time, so there
+/// each is its own.
+pub struct Script<'a, DB: Database> {
+    joined: bool,
+    statements: Vec<QueryBuilder<'a, DB>>,
+}
+
+impl<'a, DB: Database> Script<'a, DB> {
+    /// An empty script, joined when `joined` (SQLite).
+    pub fn new(joined: bool) -> Self {
+        Self {
+            joined,
+            statements: Vec::new(),
+        }
+    }
+
+    /// Begins the next statement with `head`; the caller pushes the rest.
+    pub fn statement(&mut self, head: &str) -> &mut QueryBuilder<'a, DB> {
+        match self.statements.last_mut() {
+            Some(last) if self.joined => {
+                last.push(";\n");
+            }
+            _ => self.statements.push(QueryBuilder::new("")),
+        }
+        let at = self.statements.len() - 1;
+        let statement = &mut self.statements[at];
+        statement.push(head);
+        statement
+    }
+
+    /// The statements to run, in order (on SQLite at most one).
+    pub fn into_statements(self) -> Vec<QueryBuilder<'a, DB>> {
+        self.statements
     }
 }

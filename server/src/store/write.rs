@@ -26,9 +26,9 @@ use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    audit::insert_audits,
+    audit::push_audits,
     backend::postgres::Notice,
-    engine::{on, Db, Tx},
+    engine::{on, run_script, Db, Script, Tx},
     handle::{advance, Store, WriteJob, WriteRequest as Request, COMMIT_CLOCK_LEN},
     index::{index_entries, IndexEntries, INDEX_VERSION},
     model::{Actor, AuditRecord, EventRecord, NewestFacts, StoreError, Stored, WriteOp, Written},
@@ -148,8 +148,14 @@ impl Store {
                 entries.push((key.clone(), index_entries(rtype, &resource)));
                 keys.push(key);
             }
-            clear_index(&mut tx, &keys).await?;
-            insert_index(&mut tx, entries.iter().map(|(key, e)| (key, e))).await?;
+            let keys = distinct(&keys);
+            let (values, dates) = index_rows(entries.iter().map(|(key, e)| (key, e)));
+            run_script!(&mut tx, |script| push_index(
+                &mut script,
+                &keys,
+                &values,
+                &dates
+            ));
             for ((rtype, id), entries) in &entries {
                 on!(tx.conn(), |conn| {
                     sqlx::query("UPDATE resources SET sort_date = $1 WHERE rtype = $2 AND id = $3")
@@ -650,83 +656,30 @@ async fn store_plans(
         .filter(|(index, plan)| last_of[&plan.key] == *index)
         .map(|(_, plan)| plan)
         .collect();
-    for chunk in current.chunks(ROWS_PER_INSERT) {
-        on!(tx.conn(), |conn| {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO resources (rtype, id, version_id, last_updated, deleted, patient_id, unit_id, restricted, sort_date, content) ",
-            );
-            insert.push_values(chunk, |mut row, plan| {
-                row.push_bind(&plan.key.0)
-                    .push_bind(&plan.key.1)
-                    .push_bind(plan.version_id)
-                    .push_bind(now)
-                    .push_bind(plan.deleted)
-                    .push_bind(&plan.patient_id)
-                    .push_bind(&plan.unit_id)
-                    .push_bind(plan.restricted)
-                    .push_bind(&plan.entries.sort_date)
-                    .push_bind(&*plan.json);
-            });
-            insert.push(
-                " ON CONFLICT (rtype, id) DO UPDATE SET
-                   version_id = excluded.version_id, last_updated = excluded.last_updated,
-                   deleted = excluded.deleted, patient_id = excluded.patient_id, unit_id = excluded.unit_id,
-                   restricted = excluded.restricted, sort_date = excluded.sort_date,
-                   content = excluded.content",
-            );
-            insert.build().execute(conn).await?;
-        });
-    }
-
-    for chunk in plans.chunks(ROWS_PER_INSERT) {
-        on!(tx.conn(), |conn| {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO resource_history (rtype, id, version_id, last_updated, deleted, content) ",
-            );
-            insert.push_values(chunk, |mut row, plan| {
-                row.push_bind(&plan.key.0)
-                    .push_bind(&plan.key.1)
-                    .push_bind(plan.version_id)
-                    .push_bind(now)
-                    .push_bind(plan.deleted)
-                    .push_bind(&*plan.json);
-            });
-            insert.build().execute(conn).await?;
-        });
-    }
-
     // A resource that existed before the batch has index rows to replace; one created earlier
     // in the batch has none yet, since only the last version of each is indexed.
-    let replaced: Vec<Key> = current
-        .iter()
-        .filter(|plan| plan.replaces)
-        .map(|plan| plan.key.clone())
-        .collect();
-    clear_index(tx, &replaced).await?;
-    insert_index(tx, current.iter().map(|plan| (&plan.key, &plan.entries))).await?;
-
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        on!(tx.conn(), |conn| {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO event_log (seq, event_type, action, resource_type, resource_id, version_id, patient_id, rooms, user_id, ts) ",
-            );
-            insert.push_values(chunk, |mut row, (seq, event_type, rooms, plan, actor)| {
-                row.push_bind(*seq)
-                    .push_bind(event_type.as_str())
-                    .push_bind(plan.action.as_str())
-                    .push_bind(&plan.key.0)
-                    .push_bind(&plan.key.1)
-                    .push_bind(plan.version_id)
-                    .push_bind(&plan.patient_id)
-                    .push_bind(*rooms)
-                    .push_bind(&actor.user_id)
-                    .push_bind(now);
-            });
-            insert.build().execute(conn).await?;
-        });
-    }
-
-    insert_audits(tx, &audits).await?;
+    let replaced = distinct(
+        &current
+            .iter()
+            .filter(|plan| plan.replaces)
+            .map(|plan| plan.key.clone())
+            .collect::<Vec<_>>(),
+    );
+    let (values, dates) = index_rows(current.iter().map(|plan| (&plan.key, &plan.entries)));
+    let rows = Rows {
+        current,
+        plans,
+        replaced,
+        values,
+        dates,
+        events,
+        now,
+    };
+    run_script!(tx, |script| {
+        push_writes(&mut script, &rows);
+        push_audits(&mut script, &audits);
+    });
+    let events = rows.events;
     let records = events
         .into_iter()
         .zip(plans.iter().flat_map(|plan| &plan.events))
@@ -824,52 +777,140 @@ fn distinct(keys: &[Key]) -> Vec<Key> {
     keys
 }
 
-/// Deletes the search index rows of `keys`.
-async fn clear_index(tx: &mut Tx<'_>, keys: &[Key]) -> Result<(), sqlx::Error> {
-    let keys = distinct(keys);
-    for table in ["search_index", "search_dates"] {
-        for chunk in keys.chunks(KEYS_PER_QUERY) {
-            on!(tx.conn(), |conn| {
-                let mut delete = QueryBuilder::new(format!("DELETE FROM {table} WHERE "));
-                push_keys(&mut delete, chunk);
-                delete.build().execute(conn).await?;
-            });
-        }
-    }
-    Ok(())
+/// What `store_plans` writes besides the audit rows.
+struct Rows<'a> {
+    /// The last plan of each resource: its `resources` row and its index rows.
+    current: Vec<&'a Plan>,
+    /// Every plan: a history row each.
+    plans: &'a [Plan],
+    /// The resources whose index rows are replaced.
+    replaced: Vec<Key>,
+    /// Index rows: (resource, (param, system, value)) and (resource, (param, start, end)).
+    values: Vec<IndexRow<'a>>,
+    dates: Vec<IndexRow<'a>>,
+    /// (seq, type, rooms as stored, its plan, its writer) of every event.
+    events: Vec<(i64, EventType, &'a str, &'a Plan, &'a Actor)>,
+    now: &'a str,
 }
 
-/// Inserts the search index rows of each resource.
-async fn insert_index<'a>(
-    tx: &mut Tx<'_>,
+/// Pushes the statements that store `rows`, one multi-row statement per table and chunk.
+fn push_writes<'a, DB>(script: &mut Script<'a, DB>, rows: &'a Rows<'a>)
+where
+    DB: sqlx::Database,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let now = rows.now;
+    for chunk in rows.current.chunks(ROWS_PER_INSERT) {
+        let insert = script.statement(
+            "INSERT INTO resources (rtype, id, version_id, last_updated, deleted, patient_id, unit_id, restricted, sort_date, content) ",
+        );
+        insert.push_values(chunk, |mut row, plan| {
+            row.push_bind(&plan.key.0)
+                .push_bind(&plan.key.1)
+                .push_bind(plan.version_id)
+                .push_bind(now)
+                .push_bind(plan.deleted)
+                .push_bind(&plan.patient_id)
+                .push_bind(&plan.unit_id)
+                .push_bind(plan.restricted)
+                .push_bind(&plan.entries.sort_date)
+                .push_bind(&*plan.json);
+        });
+        insert.push(
+            " ON CONFLICT (rtype, id) DO UPDATE SET
+               version_id = excluded.version_id, last_updated = excluded.last_updated,
+               deleted = excluded.deleted, patient_id = excluded.patient_id, unit_id = excluded.unit_id,
+               restricted = excluded.restricted, sort_date = excluded.sort_date,
+               content = excluded.content",
+        );
+    }
+    for chunk in rows.plans.chunks(ROWS_PER_INSERT) {
+        let insert = script.statement(
+            "INSERT INTO resource_history (rtype, id, version_id, last_updated, deleted, content) ",
+        );
+        insert.push_values(chunk, |mut row, plan| {
+            row.push_bind(&plan.key.0)
+                .push_bind(&plan.key.1)
+                .push_bind(plan.version_id)
+                .push_bind(now)
+                .push_bind(plan.deleted)
+                .push_bind(&*plan.json);
+        });
+    }
+    push_index(script, &rows.replaced, &rows.values, &rows.dates);
+    for chunk in rows.events.chunks(ROWS_PER_INSERT) {
+        let insert = script.statement(
+            "INSERT INTO event_log (seq, event_type, action, resource_type, resource_id, version_id, patient_id, rooms, user_id, ts) ",
+        );
+        insert.push_values(chunk, |mut row, (seq, event_type, rooms, plan, actor)| {
+            row.push_bind(*seq)
+                .push_bind(event_type.as_str())
+                .push_bind(plan.action.as_str())
+                .push_bind(&plan.key.0)
+                .push_bind(&plan.key.1)
+                .push_bind(plan.version_id)
+                .push_bind(&plan.patient_id)
+                .push_bind(*rooms)
+                .push_bind(&actor.user_id)
+                .push_bind(now);
+        });
+    }
+}
+
+/// One search index row of a resource: (param, system, value) or (param, start, end).
+type IndexRow<'a> = (&'a Key, &'a (&'static str, String, String));
+
+/// The index rows of `resources`, values and dates.
+fn index_rows<'a>(
     resources: impl Iterator<Item = (&'a Key, &'a IndexEntries)>,
-) -> Result<(), sqlx::Error> {
+) -> (Vec<IndexRow<'a>>, Vec<IndexRow<'a>>) {
     let mut values = Vec::new();
     let mut dates = Vec::new();
     for (key, entries) in resources {
         values.extend(entries.values.iter().map(|row| (key, row)));
         dates.extend(entries.dates.iter().map(|row| (key, row)));
     }
+    (values, dates)
+}
+
+/// Pushes the statements that delete the index rows of `replaced` (distinct) and insert
+/// `values` and `dates`.
+fn push_index<'a, DB>(
+    script: &mut Script<'a, DB>,
+    replaced: &'a [Key],
+    values: &'a [IndexRow<'a>],
+    dates: &'a [IndexRow<'a>],
+) where
+    DB: sqlx::Database,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    for table in ["search_index", "search_dates"] {
+        for chunk in replaced.chunks(KEYS_PER_QUERY) {
+            let delete = script.statement(&format!("DELETE FROM {table} WHERE "));
+            push_keys(delete, chunk);
+        }
+    }
     let tables = [
-        ("search_index (rtype, id, param, system, value)", &values),
-        ("search_dates (rtype, id, param, start_at, end_at)", &dates),
+        ("search_index (rtype, id, param, system, value)", values),
+        ("search_dates (rtype, id, param, start_at, end_at)", dates),
     ];
-    for (table, rows) in tables {
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            on!(tx.conn(), |conn| {
-                let mut insert = QueryBuilder::new(format!("INSERT INTO {table} "));
-                insert.push_values(chunk, |mut row, ((rtype, id), (param, first, second))| {
-                    row.push_bind(rtype)
-                        .push_bind(id)
-                        .push_bind(*param)
-                        .push_bind(first)
-                        .push_bind(second);
-                });
-                insert.build().execute(conn).await?;
+    for (table, entries) in tables {
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let insert = script.statement(&format!("INSERT INTO {table} "));
+            insert.push_values(chunk, |mut row, ((rtype, id), (param, first, second))| {
+                row.push_bind(rtype)
+                    .push_bind(id)
+                    .push_bind(*param)
+                    .push_bind(first)
+                    .push_bind(second);
             });
         }
     }
-    Ok(())
 }
 
 /// Sets `id` and the server-owned parts of `meta`, keeping what the client put in `meta`.

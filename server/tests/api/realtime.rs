@@ -823,14 +823,22 @@ async fn metrics_describe_the_hub() {
             .await
             .unwrap()
     };
-    let text = scrape().await;
-    for line in [
+    let lines = [
         "rounds_ws_connections_open 1",
         "rounds_ws_rooms 2",
         "rounds_ws_room_members{kind=\"patient\"} 1",
         "rounds_ws_updates_sent_total{mode=\"live\"} 1",
         "rounds_ws_delivery_latency_seconds_count 1",
-    ] {
+    ];
+    // The server observes a delivery once its write to the socket returns, which may be a
+    // moment after the client has read the frame: scrape until it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut text = scrape().await;
+    while !lines.iter().all(|line| text.contains(line)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        text = scrape().await;
+    }
+    for line in lines {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     // Close cleanly; once the server has answered the close, its rooms are gone.
