@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod event_log;
 pub mod fhir;
+pub mod memory;
 pub mod metrics;
 pub mod realtime;
 pub mod rest;

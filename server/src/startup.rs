@@ -40,18 +40,6 @@ pub enum StartupError {
     },
 }
 
-/// Hands the pages the allocator holds free back to the system. Seeding and re-indexing touch
-/// every resource at once; glibc keeps what they freed mapped (an idle server after seeding held
-/// 132 MiB), and a server should start as small as it idles.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own free lists; glibc
-    // makes it safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// A built, bound, not yet serving application.
 pub struct Application {
     listener: TcpListener,
@@ -62,6 +50,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        crate::memory::map_large_allocations();
         let store = Store::open(&config.database_url).await?;
         let reindexed = store.reindex_if_stale().await?;
         if reindexed > 0 {
@@ -73,7 +62,9 @@ impl Application {
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
         }
         if reindexed > 0 || config.seed_demo {
-            release_freed_memory();
+            // Seeding and re-indexing touch every resource at once; an idle server after
+            // seeding held 132 MiB before this.
+            crate::memory::release_freed_memory();
         }
         let listener =
             TcpListener::bind(config.listen)

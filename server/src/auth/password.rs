@@ -6,7 +6,9 @@
 //! by 19 MiB per request in flight — and glibc keeps what it grew. So sign-in verifies through a
 //! [`Hasher`]: a semaphore of N permits, each permit owning one reused memory area. The server's
 //! hashing memory is thus at most N × 19 MiB, whatever arrives; a request that cannot get a
-//! permit within [`Hasher::wait`] is refused at once ([`Busy`]), before any work is done.
+//! permit within [`Hasher::wait`] is refused at once ([`Busy`]), before any work is done. When
+//! the last verification in flight ends, the areas are freed and handed back to the system: an
+//! idle server holds none of it.
 //! Sign-in counts the attempt against its throttle *before* asking for a permit (see `signin`).
 
 use std::{sync::Mutex, time::Duration};
@@ -75,6 +77,7 @@ fn argon2(params: Params) -> Argon2<'static> {
 /// Verifies passwords, at most `concurrency` at once, each in reused memory.
 pub struct Hasher {
     permits: Semaphore,
+    concurrency: usize,
     /// One memory area per permit; a verification takes one out and puts it back. Areas start
     /// empty and grow to the block count of the hashes they verify, once.
     memory: Mutex<Vec<Vec<Block>>>,
@@ -86,6 +89,7 @@ impl Hasher {
         let concurrency = concurrency.max(1);
         Self {
             permits: Semaphore::new(concurrency),
+            concurrency,
             memory: Mutex::new((0..concurrency).map(|_| Vec::new()).collect()),
             wait,
         }
@@ -99,7 +103,7 @@ impl Hasher {
     /// Whether `password` matches the PHC string `hash`; [`Busy`] when no permit came free in
     /// time. A hash that does not parse matches nothing.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, Busy> {
-        let _permit = tokio::time::timeout(self.wait, self.permits.acquire())
+        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
             .map_err(|_| Busy)?
             .map_err(|_| Busy)?;
@@ -112,7 +116,19 @@ impl Hasher {
         .await
         .unwrap_or_else(|_| (false, Vec::new()));
         self.put_memory(memory);
+        drop(permit);
+        if self.permits.available_permits() == self.concurrency {
+            self.release_memory();
+        }
         Ok(matched)
+    }
+
+    /// Frees the areas no verification holds, and hands the pages back.
+    fn release_memory(&self) {
+        if let Ok(mut areas) = self.memory.lock() {
+            areas.iter_mut().for_each(|area| *area = Vec::new());
+        }
+        crate::memory::release_freed_memory();
     }
 
     fn take_memory(&self) -> Vec<Block> {
@@ -170,8 +186,14 @@ fn verify_in(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
 mod tests {
     use super::*;
 
+    /// Bytes the hasher's memory areas hold now.
+    fn held(hasher: &Hasher) -> usize {
+        let areas = hasher.memory.lock().unwrap();
+        areas.iter().map(|area| area.capacity()).sum::<usize>() * std::mem::size_of::<Block>()
+    }
+
     #[tokio::test]
-    async fn verifies_our_hashes_in_reused_memory() {
+    async fn verifies_our_hashes() {
         let hash = hash_password("right".into()).await.unwrap();
         let hasher = Hasher::new(1, DEFAULT_WAIT);
         assert_eq!(hasher.verify("right".into(), hash.clone()).await, Ok(true));
@@ -181,10 +203,21 @@ mod tests {
             Ok(false)
         );
         assert_eq!(hasher.verify("x".into(), "garbage".into()).await, Ok(false));
-        // The one area was put back, grown to the hash's size, for the next verification.
-        let areas = hasher.memory.lock().unwrap();
-        assert_eq!(areas.len(), 1);
-        assert_eq!(areas[0].len(), params().block_count());
+    }
+
+    #[tokio::test]
+    async fn areas_are_reused_while_busy_and_freed_once_idle() {
+        let hash = hash_password("right".into()).await.unwrap();
+        let hasher = Hasher::new(2, DEFAULT_WAIT);
+        // While another verification holds a permit, an area is put back grown, for the next.
+        let busy = hasher.permits.acquire().await.unwrap();
+        assert_eq!(hasher.verify("right".into(), hash.clone()).await, Ok(true));
+        let one_area = params().block_count() * std::mem::size_of::<Block>();
+        assert_eq!(held(&hasher), one_area);
+        drop(busy);
+        // The last verification in flight frees every area.
+        assert_eq!(hasher.verify("wrong".into(), hash).await, Ok(false));
+        assert_eq!(held(&hasher), 0);
     }
 
     #[test]

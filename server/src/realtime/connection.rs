@@ -84,7 +84,7 @@ pub async fn handler(
         }
     };
     let upgrade = upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_write_buffer_size(16 * 1024 * 1024)
         .max_message_size(MAX_CLIENT_FRAME)
@@ -200,7 +200,8 @@ async fn write_loop(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry = tokio::time::sleep_until(clock.expires);
     tokio::pin!(expiry);
-    let mut batch: Vec<Option<Instant>> = Vec::with_capacity(WRITE_BATCH);
+    // Grown only as far as a busy socket needs it: an idle one holds none.
+    let mut batch: Vec<Option<Instant>> = Vec::new();
     let order = loop {
         tokio::select! {
             biased;
@@ -342,7 +343,9 @@ async fn read_loop(
                     "send JSON text frames".into(),
                 )]
             }
-            Ok(Message::Text(text)) => handle_text(rt, handle, queue, &text).await,
+            // Boxed: what answering a frame holds (a replay's reads) is allocated only while it
+            // runs, instead of in every idle socket's task.
+            Ok(Message::Text(text)) => Box::pin(handle_text(rt, handle, queue, &text)).await,
         };
         for frame in reply {
             if queue.send(frame).await.is_err() {
