@@ -109,6 +109,7 @@ impl Store {
             commits,
             written,
             tail,
+            notified: Arc::new(std::sync::atomic::AtomicI64::new(position)),
             visibilities: Arc::new(Mutex::new(HashMap::new())),
             writes,
             audits,
