@@ -280,12 +280,13 @@ async fn write_observations(base: &str, token: &str, range: std::ops::Range<usiz
     futures_util::future::join_all(writers).await;
 }
 
-/// Reads updates until one for `bench-<until>` arrives (or 60 s pass): how many `bench-` updates
-/// came before it, and when each of the first `missed` and `until` itself arrived.
+/// Reads updates until `wanted` `bench-` updates have come, or, with a `probe`, until the
+/// update for `bench-<probe>` does (at most 60 s): how many came (the probe not counted), when
+/// the `wanted`-th did and when the probe did.
 async fn read_until(
     ws: &mut Socket,
-    missed: usize,
-    until: usize,
+    wanted: usize,
+    probe: Option<usize>,
 ) -> (usize, Option<Instant>, Option<Instant>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let (mut count, mut caught_up) = (0, None);
@@ -294,11 +295,14 @@ async fn read_until(
             continue;
         };
         match bench_number(&text) {
-            Some(n) if n == until => return (count, caught_up, Some(Instant::now())),
+            Some(n) if Some(n) == probe => return (count, caught_up, Some(Instant::now())),
             Some(_) => {
                 count += 1;
-                if count == missed {
+                if count == wanted {
                     caught_up = Some(Instant::now());
+                    if probe.is_none() {
+                        break;
+                    }
                 }
             }
             None => {}
@@ -321,13 +325,12 @@ async fn catch_up(server: &Server, token: &str, missed: usize) {
     let started = Instant::now();
     let (mut ws, _) = connect(&server.base, token).await;
     subscribe(&mut ws, "patient:pat-001", Some(head)).await;
-    let (count, _, last) = read_until(&mut ws, missed, missed).await;
-    match last {
+    let (count, caught_up, _) = read_until(&mut ws, missed + 1, None).await;
+    match caught_up {
         Some(at) => println!(
-            "caught up on {} missed updates in {:.0} ms after connecting ({:.0} updates/s)",
-            count + 1,
+            "caught up on {count} missed updates in {:.0} ms after connecting ({:.0} updates/s)",
             (at - started).as_secs_f64() * 1e3,
-            (count + 1) as f64 / (at - started).as_secs_f64()
+            count as f64 / (at - started).as_secs_f64()
         ),
         None => println!("NOT caught up: {count} of {} updates in 60 s", missed + 1),
     }
@@ -361,7 +364,7 @@ async fn reconnect_storm(server: &mut Server, token: &str, clients: usize, misse
         async move {
             let (mut ws, _) = connect(&base, &token).await;
             subscribe(&mut ws, "patient:pat-001", Some(head)).await;
-            let result = read_until(&mut ws, missed, missed).await;
+            let result = read_until(&mut ws, missed, Some(missed)).await;
             (ws, result)
         }
     });
