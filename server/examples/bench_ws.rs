@@ -359,21 +359,28 @@ async fn reconnect_storm(server: &mut Server, token: &str, clients: usize, misse
         up.as_secs_f64()
     );
     let started = Instant::now();
+    // How many clients have every missed update.
+    let ready = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let reconnects = (0..clients).map(|_| {
-        let (base, token) = (server.base.clone(), token.to_owned());
+        let (base, token, ready) = (server.base.clone(), token.to_owned(), ready.clone());
         async move {
             let (mut ws, _) = connect(&base, &token).await;
             subscribe(&mut ws, "patient:pat-001", Some(head)).await;
-            let result = read_until(&mut ws, missed, Some(missed)).await;
-            (ws, result)
+            let (count, caught, _) = read_until(&mut ws, missed, None).await;
+            ready.send_modify(|n| *n += 1);
+            let (_, _, seen) = read_until(&mut ws, usize::MAX, Some(missed)).await;
+            (ws, (count, caught, seen))
         }
     });
     let mut tasks: Vec<_> = reconnects.map(tokio::spawn).collect();
-    // Once every client could have caught up, one more write: its arrival says each is live.
+    // Once every client has caught up (or 30 s passed), one more write: its arrival says each
+    // is live.
     let probe = {
         let (base, token) = (server.base.clone(), token.to_owned());
+        let mut ready = ready.subscribe();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            let all = ready.wait_for(|n| *n == clients);
+            let _ = tokio::time::timeout(Duration::from_secs(30), all).await;
             let sent = Instant::now();
             write_observations(&base, &token, missed..missed + 1).await;
             sent
