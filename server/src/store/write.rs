@@ -362,6 +362,16 @@ struct Plan {
     events: Vec<(EventType, Vec<String>, String)>,
 }
 
+impl Plan {
+    /// What the access policy needs of the version this plan writes, once it is the newest.
+    fn newest(&self) -> NewestFacts {
+        NewestFacts {
+            patient_id: self.patient_id.clone(),
+            restricted: self.restricted,
+        }
+    }
+}
+
 /// Plans every request in order and stores the plans; answers each request. Refusals (If-Match,
 /// unresolved references, not found) are answers; an `Err` is the database failing.
 async fn write_requests(tx: &mut Tx<'_>, requests: &[Request]) -> Result<Batch, sqlx::Error> {
@@ -439,13 +449,7 @@ async fn write_requests(tx: &mut Tx<'_>, requests: &[Request]) -> Result<Batch, 
     let (seqs, events) = store_plans(tx, requests, &plans, &now).await?;
     let written = plans
         .iter()
-        .map(|plan| {
-            let facts = NewestFacts {
-                patient_id: plan.patient_id.clone(),
-                restricted: plan.restricted,
-            };
-            (plan.key.clone(), facts)
-        })
+        .map(|plan| (plan.key.clone(), plan.newest()))
         .collect();
     let outcomes = answers
         .into_iter()
@@ -696,10 +700,7 @@ async fn store_plans(
                 user_id: actor.user_id.clone(),
                 timestamp: now.to_owned(),
                 resource_json: plan.json.clone(),
-                newest: NewestFacts {
-                    patient_id: plan.patient_id.clone(),
-                    restricted: plan.restricted,
-                },
+                newest: plan.newest(),
             },
         )
         .collect();
