@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{atomic::AtomicI64, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
@@ -41,9 +41,6 @@ pub struct Store {
     /// Visibilities remembered with the write mark they were computed at
     /// (`Store::remembered_visibility`); bounded by `VISIBILITY_MEMO_LEN`.
     pub(super) visibilities: Arc<Mutex<VisibilityMemo>>,
-    /// The highest `seq` this node's matcher has committed a notification for (it starts at the
-    /// committed position: no notification is stored beyond it).
-    pub(super) notified: Arc<AtomicI64>,
     /// The newest events this node committed, moved by the writer (`tail.rs`).
     pub(super) tail: Arc<Mutex<Tail>>,
     /// The group-commit writer's queue (`write.rs`): the writes of one call, in order.

@@ -109,7 +109,6 @@ impl Store {
             commits,
             written,
             tail,
-            notified: Arc::new(std::sync::atomic::AtomicI64::new(position)),
             visibilities: Arc::new(Mutex::new(HashMap::new())),
             writes,
             audits,

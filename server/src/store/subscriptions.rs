@@ -4,8 +4,6 @@
 //! The matcher runs on one node at a time (the holder of the lease); every node follows its
 //! committed position and delivers the notifications committed up to it.
 
-use std::sync::atomic::Ordering;
-
 use sqlx::{QueryBuilder, Row};
 use tokio::sync::watch;
 
@@ -192,18 +190,8 @@ impl Store {
         }
         tx.notify(&Notice::Matcher(position)).await?;
         tx.commit().await?;
-        if let Some(last) = notifications.iter().map(|&(_, _, seq)| seq).max() {
-            self.notified.fetch_max(last, Ordering::SeqCst);
-        }
         self.matcher_reached(position);
         Ok(())
-    }
-
-    /// Whether notifications may be committed for events after `after`: always when other nodes
-    /// share the database (their matcher may hold the lease); on SQLite only when this node's
-    /// matcher has committed one for a later event (before it moved its position past it).
-    pub fn may_have_notifications_after(&self, after: i64) -> bool {
-        self.db.shared() || self.notified.load(Ordering::SeqCst) > after
     }
 
     /// Every notification committed for events `after < seq <= until`: (subscription, number,

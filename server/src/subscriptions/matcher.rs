@@ -329,26 +329,11 @@ async fn run_follower(ctx: &Context) -> Result<(), crate::store::StoreError> {
     registry.lock().registered = load_registered(ctx).await?;
     registry.position.send_replace(position);
     let base = ctx.base.clone();
-    // The Subscription write mark when the Subscription writes up to `position` were read.
-    let mut subscriptions_read_at = None;
     loop {
         let target = *matcher.borrow_and_update();
         if target > position {
-            // Each read is skipped when nothing can have come since: no Subscription written
-            // (every write up to `target` is counted before the matcher reads it), no
-            // notification committed for an event after `position`. Only on one node.
-            let mark = store.write_mark(&["Subscription"]);
-            let changes = if mark.is_none() || mark != subscriptions_read_at {
-                subscriptions_read_at = mark;
-                store.subscription_writes(position, target).await?
-            } else {
-                Vec::new()
-            };
-            let notifications = if store.may_have_notifications_after(position) {
-                store.notifications_between(position, target).await?
-            } else {
-                Vec::new()
-            };
+            let changes = store.subscription_writes(position, target).await?;
+            let notifications = store.notifications_between(position, target).await?;
             if !notifications.is_empty() && !store.hears_revocations() {
                 // A sign-out may have gone unheard: the sessions that ended are closed first.
                 ctx.sessions.recheck(&ctx.store).await?;
