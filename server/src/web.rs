@@ -23,7 +23,13 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::Value;
 use tower::ServiceExt;
-use tower_http::services::ServeDir;
+use tower_http::{
+    compression::{
+        predicate::{DefaultPredicate, Predicate, SizeAbove},
+        CompressionLayer,
+    },
+    services::ServeDir,
+};
 
 use crate::{
     access,
@@ -55,7 +61,21 @@ const CHART_TYPES: &[&str] = &[
     "Task",
 ];
 
+/// `Cache-Control` of what names patients: pages and server functions. `no-cache` alone would
+/// let the browser keep a chart on disk on a shared ward workstation after sign-out.
+const PATIENT_DATA: HeaderValue = HeaderValue::from_static("no-cache, no-store");
+/// `Cache-Control` of a file whose name carries a hash of its content: it never changes.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// `Cache-Control` of any other static file: kept, but asked again (304) before each use.
+const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
+/// Answers smaller than this go as they are: compressing them saves less than its cost.
+const COMPRESS_ABOVE: u16 = 1024;
+
 /// Pages, server functions and static files, with the sign-in gate in front of the pages.
+///
+/// Pages and server functions are compressed as they are sent (brotli or gzip, by
+/// `Accept-Encoding`); static files were compressed when the site was built (`*.br`, `*.gz`
+/// beside each file) and are served as such.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let backend = BackendHandle(Arc::new(ServerBackend {
         state: state.clone(),
@@ -70,17 +90,45 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 move || app::shell(options.clone())
             },
         )
-        .layer(middleware::from_fn_with_state(state.clone(), sign_in_gate));
-    pages.fallback(static_or_404)
+        .layer(middleware::from_fn_with_state(state.clone(), sign_in_gate))
+        .layer(middleware::map_response(not_kept))
+        .layer(
+            CompressionLayer::new()
+                .br(true)
+                .gzip(true)
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE))),
+        );
+    let files = ServeDir::new(state.leptos.site_root.as_ref())
+        .precompressed_br()
+        .precompressed_gzip();
+    pages.fallback(move |request: Request| static_or_404(files.clone(), request))
+}
+
+/// Pages and server functions name patients: never kept by the browser or a proxy.
+async fn not_kept(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(PATIENT_DATA);
+    response
 }
 
 /// Serves files of the compiled site (`/pkg/…`, `/favicon.svg`) and 404 for everything else.
-async fn static_or_404(State(state): State<AppState>, request: Request) -> Response {
-    let root = state.leptos.site_root.to_string();
+async fn static_or_404(files: ServeDir, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     if request.method() == Method::GET || request.method() == Method::HEAD {
-        let Ok(response) = ServeDir::new(root).oneshot(request).await;
+        let Ok(mut response) = files.oneshot(request).await;
         if response.status() != StatusCode::NOT_FOUND {
+            let policy = if is_hashed_asset(&path) {
+                IMMUTABLE
+            } else {
+                REVALIDATE
+            };
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, policy);
+            // Which file was sent (`.br`, `.gz` or plain) depends on the request's
+            // `Accept-Encoding`: a cache must keep them apart.
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
             return response.map(Body::new);
         }
     }
@@ -90,6 +138,31 @@ async fn static_or_404(State(state): State<AppState>, request: Request) -> Respo
         format!("Not found: {path}\n"),
     )
         .into_response()
+}
+
+/// Whether `path` names a build output whose file name carries its content hash, as cargo-leptos
+/// names them (`/pkg/rounds.<22 characters of base64url MD5>.wasm`): a new build gives it a new
+/// name, so it may be kept for ever. Files cargo-leptos leaves unhashed (wasm-bindgen's
+/// `snippets/`, `public/`) are not.
+fn is_hashed_asset(path: &str) -> bool {
+    const HASH_LEN: usize = 22;
+    let Some(file) = path.strip_prefix("/pkg/") else {
+        return false;
+    };
+    if file.contains('/') {
+        return false;
+    }
+    let mut parts = file.split('.');
+    let _stem = parts.next();
+    let middle: Vec<&str> = parts.collect();
+    // stem . hash . extension: the hash is never the last part.
+    middle.len() >= 2
+        && middle[..middle.len() - 1].iter().any(|part| {
+            part.len() == HASH_LEN
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Redirects signed-out page requests to `/login`, refreshing an expired session on the way.
