@@ -503,46 +503,50 @@ pub fn signed(note: &Value, signer: Option<&PractitionerRef>) -> Value {
     next
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/// Standard base64 of `bytes`, as FHIR's `base64Binary` wants it: the `base64` crate on the
+/// server, the browser's own `btoa` in WASM (no second implementation in the bundle).
 pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
-    out
+    #[cfg(feature = "hydrate")]
+    {
+        // btoa takes a "binary string": one character per byte.
+        let binary: String = bytes.iter().copied().map(char::from).collect();
+        web_sys::window()
+            .and_then(|window| window.btoa(&binary).ok())
+            .unwrap_or_default()
+    }
 }
 
+/// The bytes of base64 `text`, or `None` when it is not base64. As lenient as the browser's
+/// `atob`: white space is skipped and the final padding may be left out, as other FHIR clients
+/// send it.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        if c == b'=' {
-            break;
-        }
-        let value = BASE64.iter().position(|&b| b == c)? as u32;
-        buffer = (buffer << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use base64::{
+            alphabet,
+            engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+            Engine as _,
+        };
+        const LENIENT: GeneralPurpose = GeneralPurpose::new(
+            &alphabet::STANDARD,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        LENIENT.decode(compact).ok()
     }
-    Some(out)
+    #[cfg(feature = "hydrate")]
+    {
+        let binary = web_sys::window()?.atob(text).ok()?;
+        binary
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).ok())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -568,6 +572,9 @@ mod tests {
         assert_eq!(base64_encode(b"Man"), "TWFu");
         assert_eq!(base64_encode(b"Ma"), "TWE=");
         assert_eq!(base64_decode("not*base64"), None);
+        // What other FHIR clients send: line breaks, no final padding.
+        assert_eq!(base64_decode("TW\r\nFu").unwrap(), b"Man");
+        assert_eq!(base64_decode("TWE").unwrap(), b"Ma");
     }
 
     #[test]

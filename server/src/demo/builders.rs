@@ -185,25 +185,6 @@ fn set(target: &mut Value, key: &str, value: Value) {
     }
 }
 
-/// Standard base64 with padding, for attachment data.
-pub(super) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let index = ((n >> (18 - 6 * i)) & 63) as usize;
-                out.push(char::from(ALPHABET[index]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 pub(super) fn practitioner(s: &Staff) -> Value {
     let mut name = json!({
         "use": "official",
@@ -1269,7 +1250,7 @@ fn note(c: &Chart, n: Note) -> Value {
             "attachment": {
                 "contentType": "text/plain",
                 "language": "en-US",
-                "data": base64(text.as_bytes()),
+                "data": app::clinical::base64_encode(text.as_bytes()),
                 "title": description,
                 "creation": c.clock.ts(at),
             },

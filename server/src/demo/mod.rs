@@ -143,7 +143,6 @@ pub fn demo_resources(anchor: DateTime<Utc>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::builders::base64;
     use super::*;
     use chrono::{TimeDelta, TimeZone};
     use std::collections::{BTreeMap, HashMap, HashSet};
@@ -458,18 +457,6 @@ mod tests {
                 assert!(ids.contains(&format!("Location/{unit}")), "{unit}");
             }
         }
-    }
-
-    #[test]
-    fn base64_matches_known_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"M"), "TQ==");
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"Man"), "TWFu");
-        assert_eq!(
-            base64(b"any carnal pleasure."),
-            "YW55IGNhcm5hbCBwbGVhc3VyZS4="
-        );
     }
 
     /// `cargo test print_counts -- --nocapture` shows the shape of the data set.
