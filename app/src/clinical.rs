@@ -192,22 +192,36 @@ pub fn acknowledgement<'a>(records: &'a Records, alert: &str) -> Option<&'a Reco
 /// Alerts still waiting for someone: critical results and active Flags without an acknowledgement,
 /// newest first.
 pub fn open_alerts(records: &Records) -> Vec<Record> {
+    open_alerts_by(records, raises_alert)
+}
+
+/// [`open_alerts`], asking `raised` (which may remember its answers per version) which records
+/// raise an alert.
+pub fn open_alerts_by(records: &Records, mut raised: impl FnMut(&Record) -> bool) -> Vec<Record> {
     let mut open: Vec<Record> = ["Observation", "DiagnosticReport", "Flag"]
         .iter()
         .flat_map(|t| records.of_type(t))
         .filter(|r| {
-            let raised = if r.resource_type == "Flag" {
-                r.str_at("/status") == Some("active")
-            } else {
-                fhir::is_critical(&r.json)
-                    && matches!(r.str_at("/status"), Some("final" | "amended" | "corrected"))
-            };
-            raised && acknowledgement(records, &format!("{}/{}", r.resource_type, r.id)).is_none()
+            raised(r)
+                && acknowledgement(records, &format!("{}/{}", r.resource_type, r.id)).is_none()
         })
         .cloned()
         .collect();
     open.sort_by_key(|r| std::cmp::Reverse(alert_time(r)));
     open
+}
+
+/// Whether a record raises an alert: a final critical result, or an active Flag.
+pub fn raises_alert(record: &Record) -> bool {
+    if record.resource_type == "Flag" {
+        record.str_at("/status") == Some("active")
+    } else {
+        fhir::is_critical(&record.json)
+            && matches!(
+                record.str_at("/status"),
+                Some("final" | "amended" | "corrected")
+            )
+    }
 }
 
 /// When an alert was raised.

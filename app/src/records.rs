@@ -77,10 +77,6 @@ pub fn client_request(json: &Value) -> Option<&str> {
         .as_str()
 }
 
-fn key(resource_type: &str, id: &str) -> String {
-    format!("{resource_type}/{id}")
-}
-
 /// What applying one change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -91,10 +87,12 @@ pub enum Applied {
     Ignored,
 }
 
-/// Resources by `Type/id`.
+/// Resources by type, then id: a screen reads one type at a time (`of_type`), and on a long
+/// chart that must not walk every resource of every other type.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Records {
-    map: HashMap<String, Record>,
+    by_type: HashMap<String, HashMap<String, Record>>,
+    len: usize,
 }
 
 impl Records {
@@ -107,26 +105,28 @@ impl Records {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Record> {
-        self.map.get(&key(resource_type, id))
+        self.by_type.get(resource_type)?.get(id)
     }
 
     /// The record a literal reference (`Type/id`) points at.
     pub fn resolve(&self, reference: &str) -> Option<&Record> {
-        self.map.get(reference)
+        let (resource_type, id) = reference.split_once('/')?;
+        self.get(resource_type, id)
     }
 
     pub fn of_type<'a>(&'a self, resource_type: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
-        self.map
-            .values()
-            .filter(move |r| r.resource_type == resource_type)
+        self.by_type
+            .get(resource_type)
+            .into_iter()
+            .flat_map(HashMap::values)
     }
 
     /// Inserts a resource, or replaces the held one if this version is newer. A real resource
@@ -135,31 +135,40 @@ impl Records {
         let Some(record) = Record::from_json(json) else {
             return Applied::Ignored;
         };
-        let k = key(&record.resource_type, &record.id);
-        if let Some(held) = self.map.get(&k) {
+        if let Some(held) = self.get(&record.resource_type, &record.id) {
             if held.version >= record.version {
                 return Applied::Ignored;
             }
         }
         if !record.is_pending() {
-            if let Some(tag) = record.client_request().map(str::to_owned) {
-                self.map.retain(|_, held| {
-                    !(held.is_pending() && held.client_request() == Some(tag.as_str()))
-                });
+            if let Some(tag) = record.client_request() {
+                if let Some(of_type) = self.by_type.get_mut(&record.resource_type) {
+                    let before = of_type.len();
+                    of_type.retain(|_, held| {
+                        !(held.is_pending() && held.client_request() == Some(tag))
+                    });
+                    self.len -= before - of_type.len();
+                }
             }
         }
-        match self.map.insert(k, record) {
+        let of_type = self
+            .by_type
+            .entry(record.resource_type.clone())
+            .or_default();
+        match of_type.insert(record.id.clone(), record) {
             Some(_) => Applied::Updated,
-            None => Applied::Inserted,
+            None => {
+                self.len += 1;
+                Applied::Inserted
+            }
         }
     }
 
     /// Removes a resource deleted at `version` (kept if a newer version is held).
     pub fn remove(&mut self, resource_type: &str, id: &str, version: i64) -> Applied {
-        let k = key(resource_type, id);
-        match self.map.get(&k) {
+        match self.get(resource_type, id) {
             Some(held) if held.version <= version => {
-                self.map.remove(&k);
+                self.take(resource_type, id);
                 Applied::Removed
             }
             _ => Applied::Ignored,
@@ -168,12 +177,19 @@ impl Records {
 
     /// Removes an optimistic entry (its write failed).
     pub fn discard_pending(&mut self, resource_type: &str, id: &str) -> bool {
-        let k = key(resource_type, id);
-        if self.map.get(&k).is_some_and(Record::is_pending) {
-            self.map.remove(&k);
+        if self.get(resource_type, id).is_some_and(Record::is_pending) {
+            self.take(resource_type, id);
             true
         } else {
             false
+        }
+    }
+
+    fn take(&mut self, resource_type: &str, id: &str) {
+        if let Some(of_type) = self.by_type.get_mut(resource_type) {
+            if of_type.remove(id).is_some() {
+                self.len -= 1;
+            }
         }
     }
 
@@ -200,6 +216,62 @@ impl Records {
             .into_iter()
             .filter(|u| self.apply(u) != Applied::Ignored)
             .count()
+    }
+}
+
+/// What a screen derives from each record (its day, its name, whether it raises an alert),
+/// worked out once per version: on a chart of thousands of resources every update recomputes the
+/// lists, and reading each resource's JSON again each time was most of a frame.
+#[derive(Debug)]
+pub struct Derived<T> {
+    by_type: HashMap<String, HashMap<String, (i64, T)>>,
+    held: usize,
+}
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Self {
+            by_type: HashMap::new(),
+            held: 0,
+        }
+    }
+}
+
+impl<T: Clone> Derived<T> {
+    /// `derive(record)`, from the last time if this version was seen.
+    pub fn of(&mut self, record: &Record, derive: impl FnOnce(&Record) -> T) -> T {
+        if let Some((version, facts)) = self
+            .by_type
+            .get(&record.resource_type)
+            .and_then(|of_type| of_type.get(&record.id))
+        {
+            if *version == record.version {
+                return facts.clone();
+            }
+        }
+        let facts = derive(record);
+        let of_type = self
+            .by_type
+            .entry(record.resource_type.clone())
+            .or_default();
+        if of_type
+            .insert(record.id.clone(), (record.version, facts.clone()))
+            .is_none()
+        {
+            self.held += 1;
+        }
+        facts
+    }
+
+    /// Forgets what was derived of records `records` no longer holds, once it holds twice as many.
+    pub fn forget_gone(&mut self, records: &Records) {
+        if self.held <= 2 * records.len() + 64 {
+            return;
+        }
+        for (resource_type, of_type) in &mut self.by_type {
+            of_type.retain(|id, _| records.get(resource_type, id).is_some());
+        }
+        self.held = self.by_type.values().map(HashMap::len).sum();
     }
 }
 
@@ -300,6 +372,32 @@ mod tests {
         assert_eq!(records.upsert(json!({"id": "x"})), Applied::Ignored);
         assert_eq!(records.upsert(json!([1, 2])), Applied::Ignored);
         assert!(records.is_empty());
+    }
+
+    #[test]
+    fn derived_facts_are_worked_out_once_per_version() {
+        let mut records = Records::from_resources([order("o1", 1, "active")]);
+        let mut derived = Derived::<String>::default();
+        let mut runs = 0;
+        let status = |records: &Records, derived: &mut Derived<String>, runs: &mut u32| {
+            let record = records.get("ServiceRequest", "o1").unwrap().clone();
+            derived.of(&record, |r| {
+                *runs += 1;
+                r.str_at("/status").unwrap_or_default().to_owned()
+            })
+        };
+        assert_eq!(status(&records, &mut derived, &mut runs), "active");
+        assert_eq!(status(&records, &mut derived, &mut runs), "active");
+        assert_eq!(runs, 1, "the same version is not read again");
+        records.upsert(order("o1", 2, "revoked"));
+        assert_eq!(status(&records, &mut derived, &mut runs), "revoked");
+        assert_eq!(runs, 2, "a new version is");
+        for i in 0..200 {
+            let record = Record::from_json(order(&format!("gone-{i}"), 1, "active")).unwrap();
+            derived.of(&record, |_| String::new());
+        }
+        derived.forget_gone(&records);
+        assert_eq!(derived.held, 1, "only what the store still holds is kept");
     }
 
     #[test]

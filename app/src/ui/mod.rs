@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod pharmacy;
+pub mod window;
 pub mod worklist;
 pub mod write;
 

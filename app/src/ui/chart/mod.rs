@@ -26,7 +26,7 @@ use crate::{
     api::{load_chart, Chart},
     clinical,
     realtime::{self, Interest},
-    records::Records,
+    records::{Derived, Records},
 };
 
 /// The chart's tabs.
@@ -334,12 +334,23 @@ fn PatientBanner(locations: Vec<(String, String)>) -> impl IntoView {
             list.join(", ")
         }
     };
+    // Which of the chart's records raise an alert, read once per version.
+    let raised = StoredValue::new(Derived::<bool>::default());
     let patient_alerts = {
         let reference = format!("Patient/{patient_id}");
         move || {
             let mut open = alerts.with(clinical::open_alerts);
             open.retain(|a| a.str_at("/subject/reference") == Some(reference.as_str()));
-            let from_chart = records.with(clinical::open_alerts);
+            let from_chart = records.with(|r| {
+                raised
+                    .try_update_value(|raised| {
+                        raised.forget_gone(r);
+                        clinical::open_alerts_by(r, |record| {
+                            raised.of(record, clinical::raises_alert)
+                        })
+                    })
+                    .unwrap_or_default()
+            });
             for alert in from_chart {
                 if !open
                     .iter()

@@ -13,8 +13,24 @@ use crate::{
     catalogue::{FORMULARY, ORDERS},
     clinical,
     records::{Record, Records},
-    ui::{keep, new_tag, now_iso, write, Me, Toasts},
+    ui::{keep, new_tag, now_iso, window, write, Me, Toasts},
 };
+
+/// A row of the orders table, drawn a window at a time.
+#[derive(Debug, Clone, PartialEq)]
+struct OrderLine(Record);
+
+impl window::Line for OrderLine {
+    type Key = (String, i64);
+
+    fn key(&self) -> (String, i64) {
+        (self.0.id.clone(), self.0.version)
+    }
+
+    fn height(&self) -> f64 {
+        40.0
+    }
+}
 
 /// An order whose cancel met a newer version.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +53,12 @@ pub(super) fn OrdersTab() -> impl IntoView {
 
     let orders = move || {
         records.with(|r| {
-            let mut list: Vec<Record> = r.of_type("ServiceRequest").cloned().collect();
-            list.sort_by_key(|o| {
+            let mut list: Vec<OrderLine> = r
+                .of_type("ServiceRequest")
+                .cloned()
+                .map(OrderLine)
+                .collect();
+            list.sort_by_cached_key(|OrderLine(o)| {
                 (
                     !o.is_pending(),
                     status_rank(o.str_at("/status")),
@@ -163,15 +183,9 @@ pub(super) fn OrdersTab() -> impl IntoView {
             })}
             <section class="card">
                 <h2>"Lab and imaging orders"</h2>
-                <table class="order-table" data-testid="order-list">
+                <table class="order-table windowed" data-testid="order-list">
                     <thead><tr><th scope="col">"Order"</th><th scope="col">"Priority"</th><th scope="col">"Ordered"</th><th scope="col">"By"</th><th scope="col">"Status"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
-                    <tbody>
-                        <For
-                            each=orders
-                            key=|o| (o.id.clone(), o.version)
-                            children=move |o| view! { <OrderRow order=o may_order conflict/> }
-                        />
-                    </tbody>
+                    {window::windowed_body(orders, 6, move |OrderLine(o)| view! { <OrderRow order=o may_order conflict/> })}
                 </table>
             </section>
             <section class="card">
@@ -293,7 +307,7 @@ fn OrderRow(
     let label = format!("Cancel {name}");
     let for_cancel = order.clone();
     view! {
-        <tr data-testid="order" data-order-id=order.id.clone() class:pending=pending>
+        <tr class="line-row" data-testid="order" data-order-id=order.id.clone() class:pending=pending>
             <th scope="row">{name.clone()}</th>
             <td>{order.str_at("/priority").unwrap_or("routine").to_owned()}</td>
             <td class="muted">{clinical::short_time(order.str_at("/authoredOn").unwrap_or_default())}</td>

@@ -1,14 +1,16 @@
 //! The Results tab: laboratory results by day, panels first, with critical results acknowledged
 //! in place.
 
+use std::{collections::HashSet, sync::Arc};
+
 use leptos::prelude::*;
 use serde_json::Value;
 
 use super::{context::ChartCtx, review::flag_class};
 use crate::{
     clinical::{self, Flagged},
-    records::{Record, Records},
-    ui::{acknowledge, Alerts},
+    records::{Derived, Record, Records},
+    ui::{acknowledge, window, Alerts},
 };
 
 #[component]
@@ -16,102 +18,34 @@ pub(super) fn ResultsTab() -> impl IntoView {
     let ctx = expect_context::<ChartCtx>();
     let records = ctx.records;
     let Alerts(alerts) = expect_context::<Alerts>();
+    // What each report and result shows, read off its JSON once per version.
+    let derived = StoredValue::new(Derived::<Arc<Facts>>::default());
     // Days, newest first; in each, panels (reports with their results) then loose results.
     let lines = move || {
         records.with(|r| {
-            let is_vital = |o: &Record| {
-                o.json
-                    .get("category")
-                    .and_then(Value::as_array)
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| clinical::codes(Some(c)).contains(&"vital-signs"))
-                    })
-            };
-            let mut in_report = std::collections::HashSet::new();
-            let mut groups: Vec<(String, String, String, Vec<Record>)> = Vec::new();
-            for report in r.of_type("DiagnosticReport") {
-                let results: Vec<Record> = report
-                    .json
-                    .get("result")
-                    .and_then(Value::as_array)
-                    .map(|refs| {
-                        refs.iter()
-                            .filter_map(|x| x.get("reference")?.as_str())
-                            .filter_map(|x| r.resolve(x).cloned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for o in &results {
-                    in_report.insert(o.id.clone());
-                }
-                let when = clinical::result_time(&report.json);
-                groups.push((
-                    clinical::day_of(&when).to_owned(),
-                    when.clone(),
-                    clinical::concept_text(report.json.get("code")),
-                    results,
-                ));
-            }
-            for o in r.of_type("Observation") {
-                if in_report.contains(&o.id) || is_vital(o) {
-                    continue;
-                }
-                let when = clinical::result_time(&o.json);
-                groups.push((
-                    clinical::day_of(&when).to_owned(),
-                    when.clone(),
-                    clinical::concept_text(o.json.get("code")),
-                    vec![o.clone()],
-                ));
-            }
-            groups.sort_by(|a, b| (&b.1, &a.2).cmp(&(&a.1, &b.2)));
-            // One flat, keyed list of lines, so that a new result inserts one row instead of
-            // rebuilding every table.
-            let mut lines = Vec::new();
-            let mut last_day = String::new();
-            for (day, when, name, results) in groups {
-                if day != last_day {
-                    lines.push(Line::Day(day.clone()));
-                    last_day = day;
-                }
-                let panel = format!(
-                    "{when}|{name}|{}",
-                    results.first().map(|r| r.id.as_str()).unwrap_or("")
-                );
-                lines.push(Line::Panel {
-                    key: panel.clone(),
-                    name,
-                    when,
-                });
-                lines.extend(results.into_iter().map(|record| Line::Result {
-                    panel: panel.clone(),
-                    record,
-                }));
-            }
-            lines
+            derived
+                .try_update_value(|derived| {
+                    derived.forget_gone(r);
+                    lines_of(r, derived)
+                })
+                .unwrap_or_default()
         })
     };
     view! {
         <div class="results card" data-testid="results">
             <Show when=move || records.with(|r| r.of_type("Observation").next().is_some())
                 fallback=|| view! { <p class="muted">"No results yet."</p> }>
-                <table class="result-table">
-                    <tbody>
-                        <For
-                            each=lines
-                            key=Line::key
-                            children=move |line| match line {
-                                Line::Day(day) => view! {
-                                    <tr class="day-row"><th colspan="4" scope="rowgroup"><h2>{clinical::short_time(&day)}</h2></th></tr>
-                                }.into_any(),
-                                Line::Panel { name, when, .. } => view! {
-                                    <tr class="panel-row"><th colspan="4" scope="rowgroup"><h3>{name}<span class="muted">" · "{clinical::short_time(&when)}</span></h3></th></tr>
-                                }.into_any(),
-                                Line::Result { record, .. } => view! { <ResultRow record alerts records/> }.into_any(),
-                            }
-                        />
-                    </tbody>
+                <table class="result-table windowed">
+                    <colgroup><col class="c-name"/><col class="c-value"/><col class="c-flag"/><col class="c-ack"/></colgroup>
+                    {window::windowed_body(lines, 4, move |line| match line {
+                        Line::Day(day) => view! {
+                            <tr class="day-row line-day"><th colspan="4" scope="rowgroup"><h2>{clinical::short_time(&day)}</h2></th></tr>
+                        }.into_any(),
+                        Line::Panel { name, when, .. } => view! {
+                            <tr class="panel-row line-panel"><th colspan="4" scope="rowgroup"><h3>{name}<span class="muted">" · "{clinical::short_time(&when)}</span></h3></th></tr>
+                        }.into_any(),
+                        Line::Result { record, .. } => view! { <ResultRow record alerts records/> }.into_any(),
+                    })}
                 </table>
             </Show>
         </div>
@@ -119,22 +53,147 @@ pub(super) fn ResultsTab() -> impl IntoView {
     .into_any()
 }
 
+/// What the table needs of a report or a result.
+#[derive(Debug)]
+struct Facts {
+    /// A vital sign: shown in Chart Review, not here.
+    vital: bool,
+    when: Arc<str>,
+    day: Arc<str>,
+    name: Arc<str>,
+    /// A report's results (`Observation/id`).
+    results: Vec<String>,
+    /// The key of the panel it heads (a report's, or a loose result's own).
+    panel: Arc<str>,
+}
+
+impl Facts {
+    fn of(record: &Record) -> Arc<Self> {
+        let json = &record.json;
+        let vital = json
+            .get("category")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| clinical::codes(Some(c)).contains(&"vital-signs"))
+            });
+        let results: Vec<String> = json
+            .get("result")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|x| x.get("reference")?.as_str())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let when = clinical::result_time(json);
+        let name = clinical::concept_text(json.get("code"));
+        // A report's panel is keyed by its first result, as a loose result's by itself.
+        let first = match record.resource_type.as_str() {
+            "DiagnosticReport" => results
+                .first()
+                .and_then(|r| r.strip_prefix("Observation/"))
+                .unwrap_or_default(),
+            _ => record.id.as_str(),
+        };
+        Arc::new(Self {
+            vital,
+            day: clinical::day_of(&when).into(),
+            panel: format!("{when}|{name}|{first}").into(),
+            when: when.into(),
+            name: name.into(),
+            results,
+        })
+    }
+}
+
+/// The table's lines: days, newest first; in each, panels (reports with their results) then
+/// loose results.
+fn lines_of(r: &Records, derived: &mut Derived<Arc<Facts>>) -> Vec<Line> {
+    struct Group {
+        facts: Arc<Facts>,
+        results: Vec<Record>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    let mut in_report: HashSet<String> = HashSet::new();
+    for report in r.of_type("DiagnosticReport") {
+        let facts = derived.of(report, Facts::of);
+        let results: Vec<Record> = facts
+            .results
+            .iter()
+            .filter_map(|reference| r.resolve(reference).cloned())
+            .collect();
+        in_report.extend(results.iter().map(|o| o.id.clone()));
+        groups.push(Group { facts, results });
+    }
+    for o in r.of_type("Observation") {
+        if in_report.contains(&o.id) {
+            continue;
+        }
+        let facts = derived.of(o, Facts::of);
+        if facts.vital {
+            continue;
+        }
+        groups.push(Group {
+            facts,
+            results: vec![o.clone()],
+        });
+    }
+    groups.sort_by(|a, b| {
+        b.facts
+            .when
+            .cmp(&a.facts.when)
+            .then_with(|| a.facts.name.cmp(&b.facts.name))
+    });
+    // One flat, keyed list of lines, so that a new result inserts one row instead of rebuilding
+    // every table.
+    let mut lines = Vec::with_capacity(groups.len() * 2 + 32);
+    let mut last_day: Option<Arc<str>> = None;
+    for Group { facts, results } in groups {
+        if last_day.as_ref() != Some(&facts.day) {
+            lines.push(Line::Day(facts.day.clone()));
+            last_day = Some(facts.day.clone());
+        }
+        lines.push(Line::Panel {
+            key: facts.panel.clone(),
+            name: facts.name.clone(),
+            when: facts.when.clone(),
+        });
+        lines.extend(results.into_iter().map(|record| Line::Result {
+            panel: facts.panel.clone(),
+            record,
+        }));
+    }
+    lines
+}
+
 /// One line of the Results table.
 #[derive(Debug, Clone)]
 enum Line {
-    Day(String),
+    Day(Arc<str>),
     Panel {
-        key: String,
-        name: String,
-        when: String,
+        key: Arc<str>,
+        name: Arc<str>,
+        when: Arc<str>,
     },
     Result {
-        panel: String,
+        panel: Arc<str>,
         record: Record,
     },
 }
 
-impl Line {
+impl window::Line for Line {
+    type Key = String;
+
+    fn height(&self) -> f64 {
+        match self {
+            Line::Day(_) => 44.0,
+            Line::Panel { .. } => 40.0,
+            Line::Result { .. } => 36.0,
+        }
+    }
+
     fn key(&self) -> String {
         match self {
             Line::Day(day) => format!("d|{day}"),
@@ -182,7 +241,7 @@ fn ResultRow(
     let name = clinical::concept_text(record.json.get("code"));
     let label = format!("Acknowledge critical {name}");
     view! {
-        <tr class=flag_class(flag) data-testid="result-row" data-result=key.clone()>
+        <tr class=format!("line-row {}", flag_class(flag)) data-testid="result-row" data-result=key.clone()>
             <th scope="row">{name.clone()}</th>
             <td class="value">{clinical::value_text(&record.json)}</td>
             <td>{(!marker.is_empty()).then(|| view! { <span class=format!("pill {}", if flag == Flagged::Critical { "critical" } else { "warn" })>{marker}</span> })}</td>
