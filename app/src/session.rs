@@ -13,7 +13,8 @@ pub const SIGN_IN_PATH: &str = "/login";
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use wasm_bindgen::JsValue;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
 
     use super::SIGN_IN_PATH;
 
@@ -34,12 +35,12 @@ mod browser {
         post("/auth/logout").await.is_some()
     }
 
-    async fn post(path: &str) -> Option<gloo_net::http::Response> {
-        gloo_net::http::Request::post(path)
-            .credentials(web_sys::RequestCredentials::SameOrigin)
-            .send()
-            .await
-            .ok()
+    async fn post(path: &str) -> Option<web_sys::Response> {
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        let request = leptos::prelude::window().fetch_with_str_and_init(path, &init);
+        JsFuture::from(request).await.ok()?.dyn_into().ok()
     }
 
     /// Leaves the page for the sign-in page, dropping everything it held.

@@ -138,27 +138,35 @@ async fn attempt(
     body: Option<&Value>,
     if_match: Option<i64>,
 ) -> Result<Value, Attempt> {
-    use gloo_net::http::{Method, RequestBuilder};
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
 
-    let network = |_: gloo_net::Error| Attempt::Failed(unreachable_server());
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|_| Attempt::Failed(WriteError::Failed(format!("{method} is not a method"))))?;
-    let mut request = RequestBuilder::new(path)
-        .method(method)
-        .credentials(web_sys::RequestCredentials::SameOrigin)
-        .header("Accept", "application/fhir+json");
+    let network = |_| Attempt::Failed(unreachable_server());
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    let headers = web_sys::Headers::new().map_err(network)?;
+    let _ = headers.set("Accept", "application/fhir+json");
+    if let Some(body) = body {
+        let _ = headers.set("Content-Type", "application/fhir+json");
+        init.set_body(&wasm_bindgen::JsValue::from_str(&body.to_string()));
+    }
     if let Some(version) = if_match {
-        request = request.header("If-Match", &format!("W/\"{version}\""));
+        let _ = headers.set("If-Match", &format!("W/\"{version}\""));
     }
-    let request = match body {
-        Some(body) => request
-            .header("Content-Type", "application/fhir+json")
-            .body(body.to_string()),
-        None => request.build(),
-    }
-    .map_err(network)?;
-    let response = request.send().await.map_err(network)?;
-    let text = response.text().await.unwrap_or_default();
+    init.set_headers(&headers);
+    let response = JsFuture::from(leptos::prelude::window().fetch_with_str_and_init(path, &init))
+        .await
+        .map_err(network)?;
+    let response: web_sys::Response = response.dyn_into().map_err(network)?;
+    let text = match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     match response.status() {
         401 => Err(Attempt::Unauthorized),
         412 => Err(Attempt::Failed(WriteError::Conflict { current: None })),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use serde_json::json;
 use wasm_bindgen::{closure::Closure, JsCast};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use super::{
@@ -328,11 +329,15 @@ pub(super) fn closed(code: u16, event: bool) {
 /// between us refuses the upgrade (a proxy, say): after a few such refusals in a row, long-poll.
 /// If it does not answer, the server is down or restarting; that is no reason to poll.
 async fn count_refusal() {
-    let answered = gloo_net::http::Request::get("/health")
-        .cache(web_sys::RequestCache::NoStore)
-        .send()
-        .await
-        .is_ok_and(|response| response.ok());
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let answered = match JsFuture::from(window().fetch_with_str_and_init("/health", &init)).await {
+        Ok(response) => response
+            .dyn_into::<web_sys::Response>()
+            .is_ok_and(|response| response.ok()),
+        Err(_) => false,
+    };
     let start = answered
         && with(|c| {
             let Some(connection) = c

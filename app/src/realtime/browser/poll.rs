@@ -12,6 +12,8 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 use super::{
     transport::{refresh_session, Backoff, Carrier, Connection},
@@ -193,24 +195,37 @@ async fn fetch_poll(
     body: &str,
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<PollResponse, PollFailure> {
-    let answer = gloo_net::http::Request::post("/ws/poll")
-        .credentials(web_sys::RequestCredentials::SameOrigin)
-        .header("content-type", "application/json")
-        .abort_signal(signal)
-        .body(body)
-        .map_err(|_| PollFailure::Failed)?
-        .send()
-        .await;
-    let response = answer.map_err(|error| match error {
-        gloo_net::Error::JsError(error) if error.name == "AbortError" => PollFailure::Abandoned,
-        _ => PollFailure::Failed,
-    })?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    init.set_body(&JsValue::from_str(body));
+    init.set_signal(signal);
+    if let Ok(headers) = web_sys::Headers::new() {
+        let _ = headers.set("content-type", "application/json");
+        init.set_headers(&headers);
+    }
+    let answer = JsFuture::from(window().fetch_with_str_and_init("/ws/poll", &init))
+        .await
+        .map_err(|error| {
+            let aborted = js_sys::Reflect::get(&error, &JsValue::from_str("name"))
+                .ok()
+                .and_then(|name| name.as_string())
+                .is_some_and(|name| name == "AbortError");
+            if aborted {
+                PollFailure::Abandoned
+            } else {
+                PollFailure::Failed
+            }
+        })?;
+    let response: web_sys::Response = answer.dyn_into().map_err(|_| PollFailure::Failed)?;
     if response.status() == 401 {
         return Err(PollFailure::Unauthorized);
     }
     if !response.ok() {
         return Err(PollFailure::Failed);
     }
-    let text = response.text().await.map_err(|_| PollFailure::Failed)?;
-    serde_json::from_str(&text).map_err(|_| PollFailure::Failed)
+    let text = JsFuture::from(response.text().map_err(|_| PollFailure::Failed)?)
+        .await
+        .map_err(|_| PollFailure::Failed)?;
+    serde_json::from_str(&text.as_string().unwrap_or_default()).map_err(|_| PollFailure::Failed)
 }
