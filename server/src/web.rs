@@ -149,15 +149,11 @@ fn is_hashed_asset(path: &str) -> bool {
     let Some(file) = path.strip_prefix("/pkg/") else {
         return false;
     };
-    if file.contains('/') {
-        return false;
-    }
-    let mut parts = file.split('.');
-    let _stem = parts.next();
-    let middle: Vec<&str> = parts.collect();
-    // stem . hash . extension: the hash is never the last part.
-    middle.len() >= 2
-        && middle[..middle.len() - 1].iter().any(|part| {
+    let parts: Vec<&str> = file.split('.').collect();
+    // stem . hash . extension: neither the first part nor the last is the hash.
+    !file.contains('/')
+        && parts.len() >= 3
+        && parts[1..parts.len() - 1].iter().any(|part| {
             part.len() == HASH_LEN
                 && part
                     .bytes()
@@ -719,5 +715,33 @@ impl Backend for ServerBackend {
         headers: &'a HeaderMap,
     ) -> BoxFuture<'a, Result<PharmacyQueue, BackendError>> {
         Box::pin(self.load_pharmacy(headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_asset;
+
+    #[test]
+    fn only_build_outputs_named_by_their_hash_are_immutable() {
+        for hashed in [
+            "/pkg/rounds.Qptnxqy1Gu0fN0xta1ccKg.wasm",
+            "/pkg/rounds.oSIF6_PaghQl_L5teX-Bow.js",
+            "/pkg/rounds_bg.wasm.d.zZepQ_KJlYgRwsyrMlCFCQ.ts",
+        ] {
+            assert!(is_hashed_asset(hashed), "{hashed}");
+        }
+        for plain in [
+            "/pkg/rounds.wasm",
+            "/pkg/rounds.css",
+            "/favicon.svg",
+            "/pkg/Qptnxqy1Gu0fN0xta1ccKg.wasm",
+            "/pkg/rounds.Qptnxqy1Gu0fN0xta1ccKg",
+            "/pkg/snippets/x.Qptnxqy1Gu0fN0xta1ccKg.js",
+            "/pkg/rounds.Qptnxqy1Gu0fN0xta1cc!g.wasm",
+            "/other/rounds.Qptnxqy1Gu0fN0xta1ccKg.wasm",
+        ] {
+            assert!(!is_hashed_asset(plain), "{plain}");
+        }
     }
 }

@@ -108,7 +108,7 @@ where
         }
     };
     view! {
-        <tbody node_ref=body data-windowed="true" data-lines=move || layout.with(|l| l.lines.len())>
+        <tbody node_ref=body>
             {spacer(Signal::derive(above))}
             <For each=visible key=Line::key children=move |line| render(line) />
             {spacer(Signal::derive(below))}
